@@ -75,7 +75,18 @@ async def _show_progress(fleet: Any, url: str) -> None:
         console.print(f"  {s.pool.name}: [bold]{s.state.value}[/]"
                       + (f" — {s.pool.failure}" if s.pool.failure else "")
                       + f"  (log: {s.replicas[0].log_path})")
-    console.print(f"[green]sglfleet serving[/] {url}/v1  (models: {', '.join(p.name for p in fleet.registry)})")
+    names = [p.name for p in fleet.registry]
+    console.print(f"[green]sglfleet serving[/] {url}/v1  (models: {', '.join(names)})")
+    if names:
+        console.print("  try:  " + try_command(url, names[0], keyed=bool(fleet.cfg.gateway.api_keys)), soft_wrap=True,
+                      highlight=False, markup=False)
+
+
+def try_command(url: str, model: str, *, keyed: bool) -> str:
+    """A one-line request a newcomer can paste once the gateway is ready."""
+    auth = " -H \"authorization: Bearer $SGLFLEET_API_KEY\"" if keyed else ""
+    body = '{"model": "%s", "messages": [{"role": "user", "content": "Say hello"}], "max_tokens": 32}' % model
+    return f"curl -s {url}/v1/chat/completions -H 'content-type: application/json'{auth} -d '{body}'"
 
 
 def _make_server(config: Any) -> Any:
