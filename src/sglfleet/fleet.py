@@ -15,14 +15,16 @@ import aiohttp
 import orjson
 
 from sglfleet.config import FleetConfig, ModelConfig
+from sglfleet.core.errors import UpstreamError
+from sglfleet.core.exchange import Exchange, Verdict
+from sglfleet.core.route import RouteContext
+from sglfleet.core.worker import Worker
 from sglfleet.engines.llamacpp import resolve_model_path
 from sglfleet.engines.llamacpp_tokens import PromptTokenCounter
 from sglfleet.engines.registry import get_engine
-from sglfleet.errors import UpstreamError
 from sglfleet.metrics import Metrics, registry_gauges
 from sglfleet.routing.pd import PDPool
-from sglfleet.routing.policies import RouteContext
-from sglfleet.routing.pool import ModelPool
+from sglfleet.routing.pool import ModelPool, Pool
 from sglfleet.routing.registry import Registry
 from sglfleet.routing.task_routes import TaskRouter
 from sglfleet.supervisor.model import ModelSupervisor
@@ -30,9 +32,9 @@ from sglfleet.supervisor.orchestrator import MemoryOrchestrator
 from sglfleet.telemetry import LiveStats
 from sglfleet.upstream.client import make_session
 from sglfleet.upstream.dispatch import Dispatcher
-from sglfleet.upstream.health import HealthChecker
+from sglfleet.upstream.health import HealthChecker, probe_worker
+from sglfleet.upstream.heartbeat import Heartbeat
 from sglfleet.upstream.pd_dispatch import PDDispatcher
-from sglfleet.upstream.worker import Worker
 
 log = logging.getLogger("sglfleet")
 
@@ -49,11 +51,16 @@ class Fleet:
         self.watchers: list[Any] = []  # Kubernetes discovery watchers
         self._counters: dict[Path, PromptTokenCounter] = {}
         self.started_at = time.time()
+        self.exchanges: set[Exchange] = set()  # every request between admission and its last byte
+        self.draining = False  # SIGTERM: admit nothing new (503), let the live exchanges finish
+        self.heartbeats: dict[str, Heartbeat] = {}
+        self._verified: dict[str, tuple[float, bool]] = {}  # worker id -> (when, known-good probe ok)
         self._session: aiohttp.ClientSession | None = None
         self._dispatcher: Dispatcher | None = None
         self._pd_dispatcher: PDDispatcher | None = None
         self.virtual: dict[str, TaskRouter] = {v.name.casefold(): TaskRouter(v, self.ask_model) for v in cfg.routes}
         self._tick: asyncio.Task[None] | None = None
+        self._deadlines: asyncio.Task[None] | None = None
         self.metrics.add_live_collector(lambda: registry_gauges(self.registry))
         self.metrics.add_live_collector(self._memory_gauges)
 
@@ -74,19 +81,21 @@ class Fleet:
 
     async def start(self, *, wait: bool = True) -> None:
         self._session = make_session()
-        self._dispatcher = Dispatcher(self._session, self.cfg.gateway, self.metrics)
+        self._dispatcher = Dispatcher(self._session, self.cfg.gateway, self.metrics, verify=self.verify_worker)
         self._pd_dispatcher = PDDispatcher(self._session, self.cfg.gateway, self.metrics)
         for m in self.cfg.models:
             self.add_model(m)
         for sup in self.supervisors.values():
             sup.start()
         self._tick = asyncio.create_task(self._housekeeping(), name="fleet-housekeeping")
+        self._deadlines = asyncio.create_task(self._deadline_ticker(), name="fleet-deadlines")
         if wait and self.supervisors:
             await asyncio.gather(*(s.wait_ready(self.cfg.gateway.startup_timeout_s)
                                    for s in self.supervisors.values()))
 
-    def add_model(self, m: ModelConfig) -> ModelPool:
-        pool = PDPool(m) if m.disaggregated else ModelPool(m)
+    def add_model(self, m: ModelConfig) -> Pool:
+        timeouts = self.cfg.gateway.timeouts
+        pool: Pool = PDPool(m, timeouts=timeouts) if m.disaggregated else ModelPool(m, timeouts=timeouts)
         self.registry.add(pool)
         if m.prefill is not None and m.decode is not None:
             for role, group in (("prefill", m.prefill), ("decode", m.decode)):
@@ -94,10 +103,12 @@ class Fleet:
                     port = group.bootstrap_ports[i] if group.bootstrap_ports else None
                     self.add_external_worker(pool, url, m.api_key, role=role, bootstrap_port=port)
         elif m.managed:
-            self.supervisors[m.name] = ModelSupervisor(
-                pool, get_engine(m.engine), session=self.session,
+            sup = self.supervisors[m.name] = ModelSupervisor(
+                pool, pool.engine, session=self.session,
                 log_dir=self.cfg.gateway.log_path, breaker_cfg=self.cfg.gateway.breaker,
                 model_dir=Path(self.cfg.gateway.model_dir).expanduser(), orchestrator=self.memory)
+            for r in sup.replicas:
+                self._start_heartbeat(pool, r.worker)
         elif m.discovery is not None:
             from sglfleet.deploy.discovery import attach
 
@@ -107,8 +118,10 @@ class Fleet:
                 self.add_external_worker(pool, url, m.api_key)
         return pool
 
-    def add_external_worker(self, pool: ModelPool, url: str, api_key: str | None, *, role: str = "both",
+    def add_external_worker(self, pool: Pool, url: str, api_key: str | None, *, role: str = "both",
                             bootstrap_port: int | None = None) -> Worker:
+        """Register a worker sglfleet does not launch. Raises ValueError for a URL with both
+        credentials and an api_key."""
         w = Worker.create(pool.name, url, self.cfg.gateway.breaker, api_key=api_key, role=role,
                           bootstrap_port=bootstrap_port)
         pool.add(w)
@@ -116,16 +129,35 @@ class Fleet:
                                 pool.cfg.served_model)
         self.checkers[w.id] = checker
         checker.start()
+        self._start_heartbeat(pool, w)
         return w
+
+    def _start_heartbeat(self, pool: Pool, w: Worker) -> None:
+        hb = self.heartbeats[w.id] = Heartbeat(self.session, w, pool.engine.heartbeat_path, self.cfg.gateway.heartbeat)
+        hb.start()
+
+    async def verify_worker(self, w: Worker) -> bool:
+        """Does the worker answer a known-good request (a 1-token generation)? Decides whether a
+        lone worker's 5xx followed the request; cached a few seconds so a burst of bad requests
+        costs one probe."""
+        now = time.monotonic()
+        cached = self._verified.get(w.id)
+        if cached is not None and now - cached[0] < 5.0:
+            return cached[1]
+        pool = self.registry.resolve(w.model)
+        res = await probe_worker(self.session, w.url, get_engine("external").probe, model_id=pool.cfg.served_model,
+                                 auth=w.auth, timeout_s=self.cfg.gateway.health.timeout_s * 2, generate=True)
+        self._verified[w.id] = (time.monotonic(), res.ok)
+        return res.ok
 
     async def remove_worker(self, worker_id: str) -> Worker | None:
         for pool in self.registry:
             for w in pool.workers:
                 if w.id == worker_id and not w.managed:
                     pool.remove(w)
-                    checker = self.checkers.pop(w.id, None)
-                    if checker:
-                        await checker.stop()
+                    for task in (self.checkers.pop(w.id, None), self.heartbeats.pop(w.id, None)):
+                        if task is not None:
+                            await task.stop()
                     return w
         return None
 
@@ -151,9 +183,9 @@ class Fleet:
                 psi.add_metric([kind, window], v)
         return [budget, used, psi]
 
-    def prompt_counter(self, pool: ModelPool) -> PromptTokenCounter | None:
+    def prompt_counter(self, pool: Pool) -> PromptTokenCounter | None:
         """Gateway-side prompt token counting for engines whose streams carry no usage."""
-        if pool.cfg.engine != "llamacpp":
+        if pool.engine.usage_in_stream:
             return None
         path = resolve_model_path(pool.cfg.resolved_model_path)
         counter = self._counters.get(path)
@@ -164,6 +196,17 @@ class Fleet:
     def find_worker(self, worker_id: str) -> Worker | None:
         return next((w for p in self.registry for w in p.workers if w.id == worker_id), None)
 
+    async def _deadline_ticker(self, interval_s: float = 0.5) -> None:
+        """Expire the attempts whose first-byte or stall deadline has passed (core/exchange.py):
+        one loop for every request instead of a timer per read."""
+        while True:
+            await asyncio.sleep(interval_s)
+            now = time.monotonic()
+            for pool in self.registry:
+                for w in pool.workers:
+                    for attempt in list(w.attempts):
+                        attempt.check_deadline(now)
+
     async def _housekeeping(self) -> None:
         while True:
             await asyncio.sleep(1.0)
@@ -171,10 +214,12 @@ class Fleet:
                 sup.maybe_cool_down()
 
     async def stop(self) -> None:
-        if self._tick:
-            self._tick.cancel()
+        for task in (self._tick, self._deadlines):
+            if task:
+                task.cancel()
         await asyncio.gather(*(w.stop() for w in self.watchers), return_exceptions=True)
         await asyncio.gather(*(c.stop() for c in self.checkers.values()), return_exceptions=True)
+        await asyncio.gather(*(h.stop() for h in self.heartbeats.values()), return_exceptions=True)
         await asyncio.gather(*(s.stop("gateway shutdown") for s in self.supervisors.values()),
                              return_exceptions=True)
         if self._session:
@@ -199,23 +244,23 @@ class Fleet:
                       "required": ["label"]}
             req["max_tokens"] = 32
             req["response_format"] = (
-                {"type": "json_object", "schema": schema} if pool.cfg.engine == "llamacpp"
+                {"type": "json_object", "schema": schema} if pool.engine.schema_in_json_object
                 else {"type": "json_schema", "json_schema": {"name": "route", "schema": schema}})
         body = orjson.dumps(req)
 
         async def call() -> str:
             await pool.ensure_ready()
-            opened = await self.dispatcher.open(pool, "/v1/chat/completions", body, RouteContext(), "classifier")
-            w = opened.worker
+            assert isinstance(pool, ModelPool)
+            exchange = Exchange("classifier", pool.name)
+            verdict = Verdict.CLIENT_GONE  # timeout/cancel or a broken body: no verdict
             try:
+                opened = await self.dispatcher.open(exchange, pool, "/v1/chat/completions", body, RouteContext(),
+                                                    stream=False)
                 data = orjson.loads(await opened.response.read())
-                w.breaker.record_success()
-            except BaseException:  # timeout/cancel or a broken body: no verdict, free the slot
-                w.breaker.release()
-                raise
+                opened.attempt.complete = True
+                verdict = Verdict.SUCCESS
             finally:
-                opened.response.release()
-                w.inflight -= 1
+                exchange.close(verdict)
             content = data["choices"][0]["message"].get("content")
             if not isinstance(content, str):
                 raise UpstreamError("classifier answered without text")

@@ -103,6 +103,15 @@ class _LiveCollector(Collector):
         return []
 
 
+def _tree_chars(pool: Any) -> int | None:
+    """Characters in the pool's cache-aware prefix tree (a session policy keeps one in its fallback)."""
+    for policy in pool.policies:
+        tree = getattr(policy, "tree", None) or getattr(getattr(policy, "fallback", None), "tree", None)
+        if tree is not None:
+            return int(tree.total_chars)
+    return None
+
+
 def registry_gauges(registry: Registry) -> Iterable[Metric]:
     """Gauges computed from the live registry at scrape time."""
     inflight = GaugeMetricFamily("sglfleet_worker_inflight", "Requests in flight on a worker",
@@ -129,7 +138,7 @@ def registry_gauges(registry: Registry) -> Iterable[Metric]:
             processed.add_metric(lab, w.processed)
         queue.add_metric([pool.name], pool.limiter.queued)
         active.add_metric([pool.name], pool.limiter.active)
-        t = getattr(pool.policy, "tree", None) or getattr(getattr(pool.policy, "fallback", None), "tree", None)
-        if t is not None:
-            tree.add_metric([pool.name], t.total_chars)
+        chars = _tree_chars(pool)
+        if chars is not None:
+            tree.add_metric([pool.name], chars)
     return [inflight, healthy, eligible, breaker, processed, queue, active, tree]

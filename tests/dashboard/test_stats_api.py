@@ -20,8 +20,9 @@ WORKER_SECRET = "worker-secret-789"
 def _config(**gateway: object) -> FleetConfig:
     return FleetConfig.model_validate({
         "gateway": {"log_dir": "/tmp/sglfleet-dashboard-test-logs", **gateway},
-        "models": [{"name": "ext", "engine": "external", "api_key": WORKER_SECRET,
-                    "urls": ["http://bob:hunter2@127.0.0.1:9"]}],
+        "models": [{"name": "ext", "engine": "external", "urls": ["http://bob:hunter2@127.0.0.1:9"]},
+                   {"name": "ext-keyed", "engine": "external", "api_key": WORKER_SECRET,
+                    "urls": ["http://127.0.0.1:10"]}],
     })
 
 
@@ -72,8 +73,8 @@ async def test_stats_is_open_without_api_keys_and_carries_no_secrets(open_gw: ht
     r = await open_gw.get("/dashboard/api/stats", params={"span_s": 60, "step_s": 3})
     assert r.status_code == 200
     body = r.json()
-    assert [m["name"] for m in body["models"]] == ["ext"]
-    (w,) = body["workers"]
+    assert [m["name"] for m in body["models"]] == ["ext", "ext-keyed"]
+    w = body["workers"][0]
     assert w["url"] == "http://127.0.0.1:9" and w["model"] == "ext"
     assert WORKER_SECRET not in r.text and "hunter2" not in r.text and "bob" not in r.text
     assert body["charts"]["span_s"] == 60 and body["charts"]["step_s"] == 3

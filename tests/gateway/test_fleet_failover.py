@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import signal
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -46,12 +47,18 @@ def engine_pid_of(gp: GatewayProc, worker_id: str) -> int:
     return engine.pid
 
 
-def stream_events(url: str, content: str, max_tokens: int) -> list[str]:
+def stream_events(url: str, content: str, max_tokens: int, started: threading.Event | None = None) -> list[str]:
     body = {"model": "smollm2-135m", "stream": True, "max_tokens": max_tokens, "temperature": 1.0,
             "messages": [{"role": "user", "content": content}]}
+    events = []
     with httpx.stream("POST", url + "/v1/chat/completions", json=body, headers=AUTH, timeout=60) as r:
         assert r.status_code == 200
-        return [line for line in r.iter_lines() if line.startswith("data: ")]
+        for line in r.iter_lines():
+            if line.startswith("data: "):
+                events.append(line)
+                if started is not None and '"content":' in line:
+                    started.set()
+    return events
 
 
 def test_auth_is_required_on_v1_but_not_on_health(pair: GatewayProc) -> None:
@@ -75,8 +82,12 @@ def test_admin_needs_admin_key(pair: GatewayProc) -> None:
 
 def test_kill_one_worker_mid_stream(pair: GatewayProc) -> None:
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        a = pool.submit(stream_events, pair.url, "Tell a long story about the sea.", 400)
-        b = pool.submit(stream_events, pair.url, "Describe a very large city at night.", 400)
+        began = threading.Event(), threading.Event()
+        a = pool.submit(stream_events, pair.url, "Tell a long story about the sea.", 400, began[0])
+        b = pool.submit(stream_events, pair.url, "Describe a very large city at night.", 400, began[1])
+        # both streams must have sent the client bytes: before that, a dead worker's request is
+        # retried on the other one and nobody sees an error (tests/gateway/test_retries.py)
+        assert all(e.wait(30) for e in began)
         assert wait_for(lambda: sum(w["inflight"] for w in ready_workers(pair)) == 2, 10)
         victim = ready_workers(pair)[0]
         assert victim["inflight"] == 1  # least_load spread the two streams

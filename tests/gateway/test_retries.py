@@ -31,7 +31,7 @@ def gateway(tmp: Path, urls: list[str], wait: bool = True, **model: object) -> G
     cfg = {"gateway": {"retry": {"max_attempts": 3, "initial_backoff_s": 0.01},
                        "breaker": {"failure_threshold": 2, "open_s": 60},
                        "health": {"interval_s": 0.3, "failure_threshold": 1, "success_threshold": 1},
-                       "timeouts": {"read_s": 1.0}},
+                       "timeouts": {"first_byte_s": 1.0, "total_s": 2.0}},
            "models": [{"name": "m", "engine": "external", "urls": urls, **model}]}
     gp = start_gateway(tmp, cfg, wait=wait)
     if not wait:

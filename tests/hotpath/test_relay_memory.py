@@ -12,18 +12,20 @@ import aiohttp
 from sglfleet.api.link import ClientLink
 from sglfleet.api.relay import Outcome, StreamRelay
 from sglfleet.config import BreakerConfig
-from sglfleet.routing.policies import Decision
+from sglfleet.core.worker import Worker
+from sglfleet.core.exchange import Exchange
+from sglfleet.core.route import Decision
 from sglfleet.sim.process import SimProcess
 from sglfleet.upstream.dispatch import Opened
-from sglfleet.upstream.worker import Worker
 
 
 async def abandon_one(session: aiohttp.ClientSession, url: str) -> tuple[weakref.ref[StreamRelay], Outcome]:
     worker = Worker.create("bench", url, BreakerConfig())
     body = {"model": "sim", "max_tokens": 200, "ignore_eos": True, "stream": True,
             "messages": [{"role": "user", "content": "abandon me"}]}
-    resp = await session.post(url + "/v1/chat/completions", json=body)
-    worker.inflight += 1
+    exchange = Exchange("rid-1", "bench")
+    attempt = exchange.attempt(Decision(worker))
+    resp = attempt.response = await session.post(url + "/v1/chat/completions", json=body)
     outcomes: list[Outcome] = []
     first_body = asyncio.Event()
 
@@ -31,8 +33,8 @@ async def abandon_one(session: aiohttp.ClientSession, url: str) -> tuple[weakref
         await first_body.wait()
         return {"type": "http.disconnect"}
 
-    relay = StreamRelay(Opened(worker, resp, Decision(worker), 1), "rid-1", include_usage=False, model="bench",
-                        finish=outcomes.append, t0=0.0, headers={}, link=ClientLink(receive))
+    relay = StreamRelay(Opened(attempt, resp, b"", 1), exchange, include_usage=False, model="bench",
+                        finish=outcomes.append, headers={}, link=ClientLink(receive))
 
     async def send(message: dict) -> None:
         if message["type"] == "http.response.body":
@@ -40,6 +42,7 @@ async def abandon_one(session: aiohttp.ClientSession, url: str) -> tuple[weakref
             await asyncio.sleep(0.05)  # the client is gone before the next chunk is read
 
     await relay({"type": "http"}, receive, send)
+    assert worker.inflight == 0 and not worker.attempts and exchange.closed
     ref = weakref.ref(relay)
     del relay
     return ref, outcomes[0]

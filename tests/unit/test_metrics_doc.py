@@ -8,8 +8,8 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sglfleet.config import parse_config
+from sglfleet.core.worker import Worker
 from sglfleet.fleet import Fleet
-from sglfleet.upstream.worker import Worker
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
 

@@ -5,6 +5,7 @@ from collections import Counter
 import pytest
 
 from sglfleet.config import BreakerConfig, CacheAwareConfig
+from sglfleet.core.worker import Worker
 from sglfleet.routing.policies import (
     CacheAware,
     LeastLoad,
@@ -14,7 +15,6 @@ from sglfleet.routing.policies import (
     Session,
     make_policy,
 )
-from sglfleet.upstream.worker import Worker
 
 
 def workers(n: int) -> list[Worker]:

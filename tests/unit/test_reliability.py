@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
-from sglfleet.api.auth import check_admin_key, check_api_key
+from sglfleet.core.auth import check_admin_key, check_api_key
 from sglfleet.config import BreakerConfig
-from sglfleet.errors import Forbidden, Overloaded, Unauthorized, Unavailable
+from sglfleet.core.breaker import BreakerState, CircuitBreaker
+from sglfleet.core.errors import Forbidden, Overloaded, Unauthorized, Unavailable
 from sglfleet.routing.limiter import Limiter
-from sglfleet.upstream.breaker import BreakerState, CircuitBreaker
 from sglfleet.upstream.dispatch import backoff_s
 
 

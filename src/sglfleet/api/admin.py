@@ -7,9 +7,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from sglfleet.api.auth import check_admin_key
+from sglfleet.core.auth import check_admin_key
 from sglfleet.api.openai import fleet_of, json_response
-from sglfleet.errors import BadRequest, ModelNotFound, RouteNotFound
+from sglfleet.core.errors import BadRequest, ModelNotFound, RouteNotFound
 from sglfleet.fleet import Fleet
 
 

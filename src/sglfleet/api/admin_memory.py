@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Request
 
 from sglfleet.api.admin import require_admin
 from sglfleet.api.openai import fleet_of, json_response
-from sglfleet.errors import RouteNotFound
+from sglfleet.core.errors import RouteNotFound
 from sglfleet.supervisor.orchestrator import MemoryOrchestrator
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])

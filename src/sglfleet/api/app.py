@@ -24,7 +24,10 @@ async def health(request: Request) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    summary = openai.fleet_of(request).ready_summary()
+    fleet = openai.fleet_of(request)
+    summary = fleet.ready_summary()
+    if fleet.draining:
+        summary = {**summary, "ready": False, "draining": True}
     if summary["ready"]:
         return openai.json_response(summary)
     return openai.json_response(summary, 503, headers={"retry-after": "5"})

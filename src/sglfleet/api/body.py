@@ -8,7 +8,7 @@ import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from sglfleet.errors import BadRequest, BodyTooLarge, InvalidJSON
+from sglfleet.core.errors import BadRequest, BodyTooLarge, InvalidJSON
 
 
 async def read_body(request: Request, limit: int) -> bytes:

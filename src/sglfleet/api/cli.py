@@ -89,14 +89,20 @@ def try_command(url: str, model: str, *, keyed: bool) -> str:
     return f"curl -s {url}/v1/chat/completions -H 'content-type: application/json'{auth} -d '{body}'"
 
 
-def _make_server(config: Any) -> Any:
+def _make_server(config: Any, fleet: Any = None, grace_s: float = 0.0) -> Any:
     import contextlib
 
     import uvicorn
 
+    from sglfleet.api.shutdown import drain
+
     class Server(uvicorn.Server):
-        """uvicorn re-raises a captured SIGTERM after shutdown, which kills the process before
-        our cleanup runs; after a graceful stop we exit normally instead."""
+        """Graceful shutdown (api/shutdown.py): the first SIGTERM/SIGINT drains the fleet for up
+        to `grace_s`, then stops uvicorn; a second one stops at once. uvicorn re-raises a
+        captured SIGTERM after shutdown, which kills the process before our cleanup runs; after
+        a graceful stop we exit normally instead."""
+
+        draining = False
 
         @contextlib.contextmanager
         def capture_signals(self):  # type: ignore[no-untyped-def]
@@ -106,6 +112,18 @@ def _make_server(config: Any) -> Any:
             finally:
                 for sig, handler in original.items():
                     signal.signal(sig, handler)
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if fleet is None or self.draining or not self.started:
+                super().handle_exit(sig, frame)
+                return
+            self.draining = True
+            loop = asyncio.get_event_loop()
+            loop.call_soon_threadsafe(lambda: loop.create_task(self._drain(sig)))
+
+        async def _drain(self, sig: int) -> None:
+            await drain(fleet, grace_s)
+            super().handle_exit(sig, None)
 
     return Server(config)
 
@@ -149,8 +167,8 @@ def run_gateway(cfg: FleetConfig, log_level: str = "info", *, reuse_port: bool =
     fleet = Fleet(cfg)
     app = create_app(cfg, fleet=fleet, wait_ready=False)
     uv = uvicorn.Config(app, host=gw.host, port=gw.port, loop="uvloop", http="httptools",
-                        log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=10)
-    server = _make_server(uv)
+                        log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+    server = _make_server(uv, fleet, gw.shutdown_grace_s)
     try:
         sockets = _listen_sockets(cfg, reuse_port)
     except OSError as exc:

@@ -11,7 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sglfleet.errors import GatewayError, error_body
+from sglfleet.core.errors import GatewayError, error_body
 
 log = logging.getLogger("sglfleet.api")
 

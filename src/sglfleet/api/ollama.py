@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from sglfleet import __version__
-from sglfleet.api.auth import check_api_key
+from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.ollama_meta import (
     OLLAMA_COMPAT_VERSION,
@@ -51,7 +51,7 @@ from sglfleet.api.ollama_translate import (
 )
 from sglfleet.api.openai import fleet_of, forward
 from sglfleet.api.sockets import listen_socket
-from sglfleet.errors import BadRequest, GatewayError
+from sglfleet.core.errors import BadRequest, GatewayError
 from sglfleet.fleet import Fleet
 from sglfleet.routing.policies import RouteContext
 from sglfleet.routing.pool import ModelPool

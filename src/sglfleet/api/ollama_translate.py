@@ -22,7 +22,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
 from sglfleet.config import ModelConfig
-from sglfleet.errors import BadRequest
+from sglfleet.core.errors import BadRequest
 
 Number = StrictInt | StrictFloat
 ThinkLevel = Literal["low", "medium", "high", "max"]

@@ -16,25 +16,22 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sglfleet.api.auth import check_api_key
+from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
 from sglfleet.api.relay import BodyRelay, Outcome, StreamRelay
 from sglfleet.api.schemas import ChatCompletionRequest, CompletionRequest
-from sglfleet.errors import ClientGone, GatewayError
+from sglfleet.core.errors import ClientGone, GatewayError, Unavailable
+from sglfleet.core.exchange import Exchange, Verdict
 from sglfleet.fleet import Fleet
 from sglfleet.routing.pd import PDPool
 from sglfleet.routing.policies import RouteContext
-from sglfleet.routing.pool import ModelPool
+from sglfleet.routing.pool import ModelPool, Pool
 from sglfleet.routing.task_routes import apply_route, last_user_text
 from sglfleet.routing.text import chat_text, prompt_text
 
 access_log = logging.getLogger("sglfleet.access")
-
-# Engines that honour stream_options.include_usage; for the others usage is synthesised.
-_USAGE_AWARE_ENGINES = frozenset({"sglang", "vllm", "external"})
-
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
@@ -61,11 +58,11 @@ def virtual_card(name: str, routes: list[str], created: float) -> dict[str, Any]
             "root": "virtual", "parent": None, "routes": routes}
 
 
-def model_card(pool: ModelPool, created: float) -> dict[str, Any]:
+def model_card(pool: Pool, created: float) -> dict[str, Any]:
     cfg = pool.cfg
     return {
         "id": pool.name, "object": "model", "created": int(created), "owned_by": "sglfleet",
-        "root": cfg.served_model if cfg.engine == "external" else cfg.resolved_model_path,
+        "root": cfg.served_model if not cfg.managed else cfg.resolved_model_path,
         "parent": None,
         "max_model_len": cfg.capabilities.context_window or cfg.n_ctx,
         "aliases": list(cfg.aliases),
@@ -124,7 +121,7 @@ def record_rejection(fleet: Fleet, request: Request, model: str, endpoint: str, 
                         exc.status, dur_s * 1000, exc.message[:200])
 
 
-def prepare_upstream(pool: ModelPool, data: dict[str, Any]) -> tuple[bool, bool]:
+def prepare_upstream(pool: Pool, data: dict[str, Any]) -> tuple[bool, bool]:
     """Rewrite the body for the engine: served model id, max_tokens for engines that predate
     max_completion_tokens, and usage requested on the client's behalf (for metrics).
     Returns (stream, include_usage as the client asked)."""
@@ -134,43 +131,50 @@ def prepare_upstream(pool: ModelPool, data: dict[str, Any]) -> tuple[bool, bool]
     data["model"] = pool.cfg.served_model
     if data.get("max_completion_tokens") is not None and data.get("max_tokens") is None:
         data["max_tokens"] = data["max_completion_tokens"]
-    if stream and pool.cfg.engine in _USAGE_AWARE_ENGINES:
+    if stream and pool.engine.usage_in_stream:
         data["stream_options"] = {**(opts or {}), "include_usage": True}
     return stream, include_usage
 
 
-async def forward(request: Request, fleet: Fleet, pool: ModelPool, data: dict[str, Any], path: str,
+async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, Any], path: str,
                   endpoint: str, ctx: RouteContext, t0: float,
                   headers: dict[str, str] | None = None) -> Any:
+    """The one entry point of every generation: admit, dispatch, and hand back the relay
+    (an ASGI callable) that streams the answer and closes the exchange."""
     rid = request_id(request)
     client_model = data["model"]
     stream, include_usage = prepare_upstream(pool, data)
+    if fleet.draining:
+        raise Unavailable("the gateway is shutting down; retry on another instance", retry_after_s=5)  # 503
+    exchange = Exchange(rid, pool.name, registry=fleet.exchanges, t0=t0)
+    exchange.task = asyncio.current_task()
     link = ClientLink(request.receive)  # a client leaving cancels whatever we wait for below
-    admitted = False
     try:
         await pool.ensure_ready()
         await pool.limiter.acquire()
-        admitted = True
+        exchange.admitted(pool.limiter.release)
         if isinstance(pool, PDPool):
-            opened = await fleet.pd_dispatcher.open(pool, path, data, ctx, rid)
+            opened = await fleet.pd_dispatcher.open(exchange, pool, path, data, ctx, stream=stream)
         else:
-            opened = await fleet.dispatcher.open(pool, path, orjson.dumps(data), ctx, rid)
+            assert isinstance(pool, ModelPool)
+            opened = await fleet.dispatcher.open(exchange, pool, path, orjson.dumps(data), ctx, stream=stream)
     except BaseException as exc:
         link.close()
-        if admitted:
-            pool.limiter.release()
+        exchange.close(Verdict.CLIENT_GONE)
         if isinstance(exc, asyncio.CancelledError) and link.absorb_cancel():
             fleet.metrics.observe_request(pool.name, endpoint, 499, time.perf_counter() - t0)
             fleet.metrics.model(pool.name).disconnects.inc()
             raise ClientGone("the client closed the connection before the response started") from None
+        if isinstance(exc, asyncio.CancelledError) and exchange.absorb_abort():
+            raise Unavailable(f"{exchange.aborted}; retry on another instance", retry_after_s=5) from None
         raise
+    exchange.task = None
     # nothing awaits between here and the relay taking over; without this a disconnect in that
     # window would cancel whatever the caller (e.g. the Ollama adapter) awaits next
     link.stop_cancelling()
     mm = fleet.metrics.model(pool.name)
 
     def finish(out: Outcome) -> None:
-        pool.limiter.release()
         dur = time.perf_counter() - t0
         fleet.metrics.observe_request(pool.name, endpoint, out.status, dur)
         if out.ttft_s is not None:
@@ -182,7 +186,7 @@ async def forward(request: Request, fleet: Fleet, pool: ModelPool, data: dict[st
         if out.disconnected:
             mm.disconnects.inc()
         fleet.stats.record(pool.name, status=out.status, ttft_s=out.ttft_s, prompt_tokens=out.prompt_tokens,
-                           completion_tokens=out.completion_tokens, cache_hit=opened.decision.cache_hit)
+                           completion_tokens=out.completion_tokens, cache_hit=opened.attempt.decision.cache_hit)
         if fleet.cfg.gateway.access_log:
             access_log.info(
                 "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s",
@@ -196,8 +200,8 @@ async def forward(request: Request, fleet: Fleet, pool: ModelPool, data: dict[st
     if stream:
         counter = fleet.prompt_counter(pool)
         counted = asyncio.ensure_future(asyncio.to_thread(counter.count, dict(data))) if counter else None
-        return StreamRelay(opened, rid, include_usage=include_usage, model=str(client_model),
-                           finish=finish, t0=t0, headers=extra, link=link, prompt_tokens=counted,
+        return StreamRelay(opened, exchange, include_usage=include_usage, model=str(client_model),
+                           finish=finish, headers=extra, link=link, prompt_tokens=counted,
                            transform=mirror_sse if fleet.cfg.gateway.mirror_reasoning else None)
-    return BodyRelay(opened, rid, finish=finish, headers=extra, link=link,
+    return BodyRelay(opened, exchange, finish=finish, headers=extra, link=link,
                      transform=mirror_body if fleet.cfg.gateway.mirror_reasoning else None)

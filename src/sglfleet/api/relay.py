@@ -4,13 +4,13 @@ where needed (first content for TTFT, the usage chunk, the final [DONE]).
 Written as raw ASGI callables rather than Starlette's StreamingResponse: the exchange's
 ClientLink (one watcher task from admission on) notices the client leaving and closes the
 upstream connection, which makes the engine abort the generation; nothing runs per chunk
-besides a few byte searches done in C.
+besides a few byte searches done in C. Every path ends in one `exchange.close(verdict)`,
+which releases the worker slot, the breaker permit, the connection and the limiter slot.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
 import time
 from collections.abc import Callable
@@ -20,15 +20,16 @@ import aiohttp
 import orjson
 
 from sglfleet.api.link import ClientLink
-from sglfleet.upstream.dispatch import Opened, map_client_error
-
-log = logging.getLogger("sglfleet.access")
+from sglfleet.core.errors import UpstreamError
+from sglfleet.core.exchange import Exchange, Verdict
+from sglfleet.upstream.dispatch import Opened, deadline_error, map_client_error
 
 DONE = b"data: [DONE]\n\n"
 # The first output: non-empty text (a role-only first chunk with "content":"" is not a
 # token, as in SGLang's bench_serving) or a tool call. One C-level search per piece.
 _FIRST_OUTPUT = re.compile(rb'"(?:content|text|reasoning_content)": ?"[^"]|"tool_calls": ?\[')
 _USAGE_MARKERS = (b'"usage":{', b'"usage": {')
+_UPSTREAM_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError)
 
 
 @dataclass(slots=True)
@@ -58,43 +59,53 @@ def sse_error_event(status: int, message: str, code: str) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+def ended_early(opened: Opened, exc: BaseException) -> tuple[UpstreamError, Verdict]:
+    """Why a response broke off after it started, and whom to blame."""
+    attempt = opened.attempt
+    if attempt.exchange.aborted:
+        return UpstreamError(f"the gateway is shutting down: {attempt.exchange.aborted}"), Verdict.CLIENT_GONE
+    if attempt.expired:
+        return deadline_error(attempt), Verdict.DEADLINE
+    return map_client_error(exc, attempt.worker), Verdict.WORKER_FAULT
+
+
 class StreamRelay:
-    def __init__(self, opened: Opened, request_id: str, *, include_usage: bool, model: str,
-                 finish: Finish, t0: float, headers: dict[str, str], link: ClientLink,
+    def __init__(self, opened: Opened, exchange: Exchange, *, include_usage: bool, model: str,
+                 finish: Finish, headers: dict[str, str], link: ClientLink,
                  prompt_tokens: asyncio.Future[int | None] | None = None,
                  transform: Callable[[bytes], bytes] | None = None) -> None:
         self.opened = opened
+        self.exchange = exchange
         self.link = link
         self.transform = transform  # optional byte rewrite of each piece (e.g. reasoning mirror)
         self.prompt_tokens = prompt_tokens  # counted by the gateway for engines without usage
-        self.request_id = request_id
         self.include_usage = include_usage
         self.model = model
         self.finish = finish
-        self.t0 = t0
         self.headers = headers
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        resp = self.opened.response
-        worker = self.opened.worker
+        opened, exchange, link = self.opened, self.exchange, self.link
+        attempt, resp = opened.attempt, opened.response
         out = Outcome()
-        link = self.link
         link.attach(resp)
-        judged = False  # the breaker got a verdict; otherwise its half-open slot is released
+        verdict, message = Verdict.CLIENT_GONE, ""
         usage_seen = False
         events = 0
-        complete = False  # upstream body read to its end: the connection may go back to the pool
+        sent_all = False  # the last byte went out: a disconnect after it is the normal end
         held = b""  # a trailing [DONE] is held back so a usage chunk can go before it
         first_output = _FIRST_OUTPUT.search
         monotonic = time.monotonic
+        t0 = exchange.t0
+        piece = opened.first
         try:
             await send({"type": "http.response.start", "status": 200,
-                        "headers": _headers(self.request_id, b"text/event-stream", {
+                        "headers": _headers(exchange.request_id, b"text/event-stream", {
                             "cache-control": "no-cache", **self.headers})})
-            async for piece in resp.content.iter_any():
-                worker.last_progress = monotonic()
+            chunks = resp.content.iter_any()
+            while True:
                 if out.ttft_s is None and first_output(piece):
-                    out.ttft_s = time.perf_counter() - self.t0
+                    out.ttft_s = time.perf_counter() - t0
                 if b'"usage":{' in piece or b'"usage": {' in piece:
                     piece, usage_seen = self._take_usage(piece, out) or (piece, usage_seen)
                 if not usage_seen:  # engines that never send usage: count content events
@@ -107,9 +118,13 @@ class StreamRelay:
                     piece, held = piece[: -len(DONE)], DONE
                 if piece:
                     await send({"type": "http.response.body", "body": piece, "more_body": True})
-            complete = True
-            worker.breaker.record_success()
-            judged = True
+                try:
+                    piece = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                attempt.last_byte_at = monotonic()
+            attempt.complete = True
+            verdict = Verdict.SUCCESS
             if not usage_seen:
                 out.completion_tokens = events
                 if self.include_usage:  # the client waits for this count; otherwise it is metrics only
@@ -120,39 +135,35 @@ class StreamRelay:
             elif not held:
                 tail = DONE  # the engine ended without [DONE]: close the stream properly
             await send({"type": "http.response.body", "body": tail, "more_body": False})
+            sent_all = True
+            link.close()
             if not usage_seen and not self.include_usage:
                 out.prompt_tokens = await self._counted_prompt_tokens()
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            # NOTE: a response closed mid-read (our disconnect watcher does that) raises
-            # aiohttp's module-level ClientConnectionError singleton; every raise prepends
-            # to its __traceback__, pinning this frame (relay, response, ASGI cycle) forever:
-            # ~10 KB leaked per abandoned stream. Drop the traceback once caught.
+        except _UPSTREAM_ERRORS as exc:
+            # aiohttp raises a module-level ClientConnectionError singleton when a response is
+            # closed mid-read; every raise prepends to its __traceback__, which would pin this
+            # frame (relay, response, ASGI cycle) forever. Drop the traceback once caught.
             exc.__traceback__ = None
-            if link.disconnected:
-                return
-            err = map_client_error(exc, worker)
-            worker.fail(err.message)
-            judged = True
+            if link.disconnected and not exchange.aborted:
+                return  # (finally) the client left: we closed the upstream ourselves
+            err, verdict = ended_early(opened, exc)
+            message = err.message
             out.status, out.error = err.status, err.message
             try:
                 await send({"type": "http.response.body", "more_body": False,
                             "body": sse_error_event(err.status, err.message, err.code or "upstream_error") + DONE})
+                sent_all = True
             except OSError:
-                out.disconnected = True
+                pass
         except OSError:  # the client went away while we were sending
-            out.disconnected = True
+            pass
         finally:
             link.close()
-            out.disconnected = out.disconnected or link.disconnected
-            if not judged:
-                worker.breaker.release()
-            if complete and not out.disconnected:
-                resp.release()  # body fully read: keep-alive connection back to the pool
-            else:
-                resp.close()  # an aborted body must never be reused: close the socket
-            worker.inflight -= 1
+            out.disconnected = not sent_all and (link.disconnected or verdict is Verdict.CLIENT_GONE)
             if out.disconnected:
                 out.status = 499
+                verdict = Verdict.CLIENT_GONE
+            exchange.close(verdict, message)
             self.finish(out)
 
     def _take_usage(self, piece: bytes, out: Outcome) -> tuple[bytes, bool] | None:
@@ -187,7 +198,7 @@ class StreamRelay:
     def _usage_chunk(self, out: Outcome) -> bytes:
         usage = {"prompt_tokens": out.prompt_tokens, "completion_tokens": out.completion_tokens,
                  "total_tokens": out.prompt_tokens + out.completion_tokens}
-        chunk = {"id": f"chatcmpl-{self.request_id}", "object": "chat.completion.chunk",
+        chunk = {"id": f"chatcmpl-{self.exchange.request_id}", "object": "chat.completion.chunk",
                  "created": int(time.time()), "model": self.model, "choices": [], "usage": usage}
         return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
@@ -195,21 +206,22 @@ class StreamRelay:
 class BodyRelay:
     """A complete (non-streaming) upstream response, read fully then sent in one piece."""
 
-    def __init__(self, opened: Opened, request_id: str, *, finish: Finish, headers: dict[str, str],
+    def __init__(self, opened: Opened, exchange: Exchange, *, finish: Finish, headers: dict[str, str],
                  link: ClientLink, transform: Callable[[bytes], bytes] | None = None) -> None:
         self.opened = opened
+        self.exchange = exchange
         self.link = link
-        self.transform = transform
-        self.request_id = request_id
         self.finish = finish
         self.headers = headers
+        self.transform = transform
 
     async def read(self) -> tuple[int, bytes, Outcome]:
-        """Read the whole body; the breaker verdict and in-flight count are the caller's."""
-        resp, worker = self.opened.response, self.opened.worker
+        """Read the whole body (the verdict is the caller's)."""
+        resp, attempt = self.opened.response, self.opened.attempt
         out = Outcome(status=resp.status)
         body = await resp.read()
-        worker.last_progress = time.monotonic()
+        attempt.complete = True
+        attempt.last_byte_at = time.monotonic()
         if b'"usage"' in body:
             try:
                 usage = orjson.loads(body).get("usage") or {}
@@ -220,41 +232,32 @@ class BodyRelay:
         return resp.status, body, out
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
-        resp, worker = self.opened.response, self.opened.worker
-        out = Outcome()
-        link = self.link
-        link.attach(resp)  # a client giving up on a long generation frees the engine too
+        exchange, link = self.exchange, self.link
+        link.attach(self.opened.response)  # a client giving up on a long generation frees the engine too
         try:
             status, body, out = await self.read()
-            worker.breaker.record_success()
+            exchange.close(Verdict.SUCCESS)
             if self.transform is not None:
                 body = self.transform(body)
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-            exc.__traceback__ = None  # see StreamRelay: aiohttp's shared exception would pin frames
-            if link.disconnected:  # the client left: no verdict on the worker
-                worker.breaker.release()
-                out = Outcome(status=499, disconnected=True)
-                resp.close()
-                worker.inflight -= 1
+        except _UPSTREAM_ERRORS as exc:
+            exc.__traceback__ = None  # see StreamRelay
+            if link.disconnected and not exchange.aborted:  # the client left: no verdict on the worker
                 link.close()
-                self.finish(out)
+                exchange.close(Verdict.CLIENT_GONE)
+                self.finish(Outcome(status=499, disconnected=True))
                 return
-            err = map_client_error(exc, worker)
-            worker.fail(err.message)
-            out.status, out.error = err.status, err.message
+            err, verdict = ended_early(self.opened, exc)
+            exchange.close(verdict, err.message)
+            out = Outcome(status=err.status, error=err.message)
             status, body = err.status, orjson.dumps(err.body())
         except BaseException:
-            worker.breaker.release()
-            resp.close()
-            worker.inflight -= 1
             link.close()
+            exchange.close(Verdict.CLIENT_GONE)
             raise
         link.close()
-        resp.release()
-        worker.inflight -= 1
         try:
             await send({"type": "http.response.start", "status": status,
-                        "headers": _headers(self.request_id, b"application/json", self.headers)
+                        "headers": _headers(exchange.request_id, b"application/json", self.headers)
                         + [(b"content-length", str(len(body)).encode())]})
             await send({"type": "http.response.body", "body": body, "more_body": False})
         except OSError:

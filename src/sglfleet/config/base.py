@@ -7,9 +7,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-BUILTIN_MODEL = "builtin:smollm2-135m"
+from sglfleet.core.redact import redact_url
+from sglfleet.engines.llamacpp import BUILTIN_MODEL
+
 DEFAULT_MODEL_NAME = "smollm2-135m"
 ENV_PREFIX = "SGLFLEET_"
+
+__all__ = ["BUILTIN_MODEL", "DEFAULT_MODEL_NAME", "ENV_PREFIX", "EngineName", "Frozen", "PolicyName", "Priority",
+           "check_urls"]
 
 EngineName = Literal["llamacpp", "sglang", "vllm", "external"]
 PolicyName = Literal["round_robin", "random", "least_load", "power_of_two", "cache_aware", "session"]
@@ -19,7 +24,7 @@ Priority = Literal["critical", "high", "normal", "low"]
 def check_urls(urls: tuple[str, ...]) -> tuple[str, ...]:
     for url in urls:
         if not re.match(r"^https?://[^/\s]+", url):
-            raise ValueError(f"worker url {url!r} must start with http:// or https://")
+            raise ValueError(f"worker url {redact_url(url)!r} must start with http:// or https://")
     return tuple(u.rstrip("/") for u in urls)
 
 

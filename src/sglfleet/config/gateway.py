@@ -39,12 +39,31 @@ class RetryConfig(Frozen):
 
 
 class TimeoutConfig(Frozen):
-    """Upstream time limits. `read_s` is the longest silence accepted from an engine: before
-    the response starts (big models queue and prefill slowly) or between two stream chunks."""
+    """Upstream time limits for every model (a model's own `timeouts:` win). Unset deadlines
+    take the engine kind's defaults (docs/reliability.md):
+
+    first_byte_s  dispatch -> the first byte of a stream (queueing and prefill included); a
+                  worker that misses it is blamed and the request retried elsewhere, since
+                  the client has seen nothing yet. A non-streamed answer has no early byte:
+                  it is bounded by total_s, and a hung engine is caught by the heartbeat.
+    stall_s       the longest gap between two bytes once a stream runs.
+    total_s       the whole exchange with one worker.
+    """
 
     connect_s: float = Field(5.0, gt=0)
-    read_s: float = Field(600.0, gt=0)
+    first_byte_s: float | None = Field(None, gt=0)
+    stall_s: float | None = Field(None, gt=0)
     total_s: float = Field(1800.0, gt=0)
+
+
+class HeartbeatConfig(Frozen):
+    """A cheap GET to every ready worker, whatever its traffic: a worker that misses `misses`
+    beats in a row is stalled (hung engine): it gets no new work, and its requests that have
+    sent the client nothing yet are retried elsewhere. One answered beat re-admits it."""
+
+    interval_s: float = Field(1.0, gt=0)
+    timeout_s: float = Field(2.0, gt=0)
+    misses: int = Field(2, ge=1)
 
 
 class MemoryConfig(Frozen):
@@ -71,6 +90,10 @@ class GatewayConfig(Frozen):
     breaker: BreakerConfig = BreakerConfig()
     retry: RetryConfig = RetryConfig()
     timeouts: TimeoutConfig = TimeoutConfig()
+    heartbeat: HeartbeatConfig = HeartbeatConfig()
+    # SIGTERM: stop admitting (503 + Retry-After, /ready 503), let in-flight requests finish for
+    # this long, then end the remaining streams with an error event and [DONE].
+    shutdown_grace_s: float = Field(30.0, ge=0)
     memory: MemoryConfig = MemoryConfig()
     mirror_reasoning: bool = False  # copy reasoning_content <-> reasoning for clients that read the other
     ollama_port: int | None = Field(None, ge=1, le=65535)  # also serve the Ollama API here (11434)

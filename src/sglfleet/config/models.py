@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -43,6 +44,14 @@ class RestartConfig(Frozen):
     liveness_interval_s: float = Field(10.0, gt=0)
     liveness_timeout_s: float = Field(30.0, gt=0)
     liveness_failures: int = Field(2, ge=1)
+
+
+class ModelTimeouts(Frozen):
+    """Per-model deadlines; unset ones come from `gateway.timeouts`, then the engine kind."""
+
+    first_byte_s: float | None = Field(None, gt=0)
+    stall_s: float | None = Field(None, gt=0)
+    total_s: float | None = Field(None, gt=0)
 
 
 class HooksConfig(Frozen):
@@ -126,6 +135,7 @@ class ModelConfig(Frozen):
     preset: str | None = None  # engine: sglang — a shipped preset (`sglfleet presets`) as the base profile
     cache_aware: CacheAwareConfig = CacheAwareConfig()
     restart: RestartConfig = RestartConfig()
+    timeouts: ModelTimeouts = ModelTimeouts()
     hooks: HooksConfig = HooksConfig()
     source: SourceConfig | None = None
     memory_bytes: int | None = Field(None, ge=0)  # footprint override (else planner / file size)
@@ -158,9 +168,17 @@ class ModelConfig(Frozen):
             raise ValueError("prefill/decode groups need engine: external and no urls")
         if self.engine == "external" and not (self.urls or self.discovery or self.prefill):
             raise ValueError("engine 'external' needs urls, discovery or prefill/decode groups")
+        if self.api_key and any("@" in urlsplit(u).netloc for u in self.all_urls):
+            raise ValueError("a worker url carries credentials (user:password@) and api_key is set: use one of "
+                             "them (both would send two Authorization headers)")
         if self.engine in ("sglang", "vllm") and not (self.model_path or self.sglang or self.preset or self.urls):
             raise ValueError(f"engine {self.engine!r} needs model_path, sglang: or preset: (or urls)")
         return self
+
+    @property
+    def all_urls(self) -> tuple[str, ...]:
+        groups = (self.prefill, self.decode)
+        return self.urls + tuple(u for g in groups if g is not None for u in g.urls)
 
     @property
     def managed(self) -> bool:

@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 
-from sglfleet.api.auth import check_api_key
+from sglfleet.core.auth import check_api_key
+from sglfleet.core.errors import BadRequest
 from sglfleet.dashboard.memory import MemoryProbe
 from sglfleet.dashboard.snapshot import build_snapshot
-from sglfleet.errors import BadRequest
 from sglfleet.fleet import Fleet
 from sglfleet.telemetry import DEFAULT_CHART_SPAN_S, DEFAULT_CHART_STEP_S, WINDOW_S
 

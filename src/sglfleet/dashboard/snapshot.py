@@ -12,11 +12,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from sglfleet import __version__
+from sglfleet.core.worker import Worker
 from sglfleet.dashboard.memory import MemoryProbe
 from sglfleet.fleet import Fleet
 from sglfleet.routing.pool import ModelPool
 from sglfleet.supervisor.model import ModelSupervisor
-from sglfleet.upstream.worker import Worker
 
 MAX_TEXT = 300  # longest reason / error string sent to the page
 

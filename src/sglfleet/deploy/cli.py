@@ -113,7 +113,7 @@ def grafana(fleet: Path = typer.Argument(None, help="Fleet file (optional; only 
     if fleet is not None:
         _load(fleet)
     try:
-        from sglfleet.dashboard.grafana import render_dashboard
+        from sglfleet.deploy.grafana import render_dashboard
     except ModuleNotFoundError as exc:
         raise _fail(f"the Grafana dashboard is not available in this build ({exc.name} is missing)") from None
     out.mkdir(parents=True, exist_ok=True)

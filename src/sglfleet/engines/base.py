@@ -7,9 +7,11 @@ own module and registers in `registry.py`. Call sites never dispatch on concrete
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from sglfleet.config import ModelConfig
+if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
+    from sglfleet.config import ModelConfig
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +34,17 @@ class Probe:
 
 
 class Engine(Protocol):
+    """An engine kind: how to launch and probe it, and what it accepts and returns (its
+    contract). Code outside engines/ asks these attributes, never the engine's name."""
+
     name: str
     probe: Probe
+    heartbeat_path: str  # answered from the engine's event loop, never queued behind generation
+    first_byte_s: float  # default deadline: dispatch -> first byte of a stream
+    stall_s: float  # default deadline: the longest gap inside a stream
+    usage_in_stream: bool  # honours stream_options.include_usage (else the gateway counts)
+    schema_in_json_object: bool  # structured output as json_object + schema (llama-cpp-python)
+    weights_format: str  # "gguf" | "safetensors" (what the Ollama API reports)
 
     def launch(self, model: ModelConfig, *, host: str, port: int, replica: int) -> LaunchSpec:
         """Argv for one replica of `model` listening on host:port."""
@@ -42,3 +53,4 @@ class Engine(Protocol):
     def estimate_bytes(self, model: ModelConfig) -> int | None:
         """Memory footprint estimate before loading (None = unknown)."""
         ...
+

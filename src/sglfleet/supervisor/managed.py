@@ -18,13 +18,14 @@ from pathlib import Path
 import aiohttp
 
 from sglfleet.config import ModelConfig
+from sglfleet.core.redact import redact_text
+from sglfleet.core.worker import Worker
 from sglfleet.engines.base import Engine, LaunchSpec
 from sglfleet.supervisor.hooks import HookResult, run_hooks, summarize_failures
 from sglfleet.supervisor.policy import CrashTracker
 from sglfleet.supervisor.process import EngineProcess, SpawnError, read_tail
 from sglfleet.supervisor.states import Lifecycle, State
 from sglfleet.upstream.health import probe_worker
-from sglfleet.upstream.worker import Worker
 
 log = logging.getLogger("sglfleet.supervisor")
 
@@ -128,7 +129,9 @@ class ManagedWorker:
             self.process.kill_now()
 
     def log_tail(self, lines: int = 15) -> list[str]:
-        return read_tail(self.log_path, lines)
+        """The engine log's last lines, secrets masked (they reach /admin, the dashboard and,
+        as crash reasons, API clients)."""
+        return [redact_text(line) for line in read_tail(self.log_path, lines)]
 
     async def _hooks(self, event: str, port: int) -> str:
         """Run the model's hooks for `event`; returns a failure summary ("" if all passed)."""
@@ -217,12 +220,12 @@ class ManagedWorker:
             if self.process.returncode is not None:
                 return await self._exit_reason()
             res = await probe_worker(self.session, self.worker.url, self.engine.probe,
-                                     model_id=self.model.served_model, api_key=self.model.api_key,
+                                     model_id=self.model.served_model, auth=self.worker.auth,
                                      timeout_s=min(30.0, self.policy.liveness_timeout_s), generate=False)
             if res.ok:
                 self.progress.phase = "warming up"
                 res = await probe_worker(self.session, self.worker.url, self.engine.probe,
-                                         model_id=self.model.served_model, api_key=self.model.api_key,
+                                         model_id=self.model.served_model, auth=self.worker.auth,
                                          timeout_s=self.policy.liveness_timeout_s, generate=True)
                 if res.ok:
                     return None
@@ -235,25 +238,22 @@ class ManagedWorker:
         assert self.process is not None
         exit_wait = asyncio.ensure_future(self.process.wait())
         failures = 0
-        dispatched, dispatched_at = self.worker.processed, time.monotonic()
-        # While requests are in flight a probe would queue behind them (llama.cpp serves one at a
-        # time; a non-streamed answer sends no byte until it is done), so it is skipped until the
-        # worker has been quiet (no dispatch, no byte) for this long.
-        busy_grace_s = max(30.0, 3 * self.policy.liveness_timeout_s)
+        # Liveness has two signals. The heartbeat (upstream/heartbeat.py: a GET the engine
+        # answers from its event loop, sent whatever the traffic) marks a hung engine stalled
+        # within seconds. The deep probe (a 1-token generation) would queue behind real work on
+        # an engine that serves one request at a time, so it runs only while the worker has
+        # nothing in flight, or once the heartbeat says it stopped answering.
         try:
             while True:
                 done, _ = await asyncio.wait({exit_wait}, timeout=self.policy.liveness_interval_s)
                 if done:
                     return await self._exit_reason()
-                w, now = self.worker, time.monotonic()
-                if w.processed != dispatched:  # a request was sent since the last look
-                    dispatched, dispatched_at = w.processed, now
-                busy = w.inflight > 0 and now - max(w.last_progress, dispatched_at) < busy_grace_s
-                if busy:
+                w = self.worker
+                if w.attempts and not w.stalled:
                     failures = 0
                     continue
                 res = await probe_worker(self.session, w.url, self.engine.probe,
-                                         model_id=self.model.served_model, api_key=self.model.api_key,
+                                         model_id=self.model.served_model, auth=self.worker.auth,
                                          timeout_s=self.policy.liveness_timeout_s)
                 if res.ok:
                     failures = 0

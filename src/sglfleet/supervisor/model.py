@@ -15,15 +15,15 @@ from typing import Any
 import aiohttp
 
 from sglfleet.config import GatewayConfig, ModelConfig
+from sglfleet.core.errors import ModelFailed, Unavailable
+from sglfleet.core.worker import Worker
 from sglfleet.engines.base import Engine
-from sglfleet.errors import ModelFailed, Unavailable
 from sglfleet.routing.pool import ModelPool
 from sglfleet.supervisor.managed import ManagedWorker
 from sglfleet.supervisor.memory import Device, measure_tree
 from sglfleet.supervisor.orchestrator import MemoryOrchestrator
 from sglfleet.supervisor.rehydrate import ProgressText, rehydrate
 from sglfleet.supervisor.states import State
-from sglfleet.upstream.worker import Worker
 
 # The model's state is its best replica's, in this order.
 _RANK = [State.READY, State.UNHEALTHY, State.STARTING, State.BACKOFF, State.STOPPING, State.FATAL, State.STOPPED]

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from sglfleet.config import MemoryConfig
-from sglfleet.errors import Unavailable
+from sglfleet.core.errors import Unavailable
 from sglfleet.supervisor.memory import (
     PSI_PATH,
     Budget,

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from pathlib import Path
 
+from sglfleet.core.redact import redact_argv
 from sglfleet.engines.base import LaunchSpec
 
 
@@ -42,7 +43,7 @@ class EngineProcess:
         r, w = os.pipe()
         try:
             with open(self.log_path, "ab") as log:
-                log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(self.spec.argv)}\n".encode())
+                log.write(f"\n=== {time.strftime('%Y-%m-%d %H:%M:%S')} starting: {' '.join(redact_argv(self.spec.argv))}\n".encode())
                 log.flush()
                 self.proc = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "sglfleet.supervisor.guard", str(r), str(self.grace_s), "--",

@@ -25,8 +25,9 @@ def make_session() -> aiohttp.ClientSession:
 
 
 def request_timeout(t: TimeoutConfig) -> aiohttp.ClientTimeout:
-    # sock_read bounds the gap between two reads of a stream (a hung engine mid-stream)
-    return aiohttp.ClientTimeout(total=t.total_s, sock_connect=t.connect_s, sock_read=t.read_s)
+    """Connect and total only: the first-byte and stall deadlines are per model and enforced
+    by the fleet's deadline ticker on each attempt (core/exchange.py), not by socket reads."""
+    return aiohttp.ClientTimeout(total=t.total_s, sock_connect=t.connect_s)
 
 
 def _is_uuid(value: str) -> bool:
@@ -37,14 +38,15 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
-def upstream_headers(api_key: str | None, request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Headers for an engine request. llama-cpp-python's server rejects (400) an x-request-id
-    that is not a UUID, so other ids travel only as x-sglfleet-request-id."""
+def upstream_headers(auth: str | None, request_id: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Headers for an engine request; `auth` is the worker's Authorization value. llama-cpp-python's
+    server rejects (400) an x-request-id that is not a UUID, so other ids travel only as
+    x-sglfleet-request-id."""
     h = {"content-type": "application/json", "x-sglfleet-request-id": request_id}
     if _is_uuid(request_id):
         h["x-request-id"] = request_id
-    if api_key:
-        h["authorization"] = f"Bearer {api_key}"
+    if auth:
+        h["authorization"] = auth
     if extra:
         h.update(extra)
     return h

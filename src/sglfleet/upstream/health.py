@@ -11,9 +11,10 @@ import aiohttp
 import orjson
 
 from sglfleet.config import HealthConfig
+from sglfleet.core.redact import redact_text
+from sglfleet.core.worker import Worker
 from sglfleet.engines.base import Probe
 from sglfleet.upstream.client import upstream_headers
-from sglfleet.upstream.worker import Worker
 
 log = logging.getLogger("sglfleet.health")
 
@@ -26,11 +27,11 @@ class ProbeResult:
 
 
 async def probe_worker(session: aiohttp.ClientSession, url: str, probe: Probe, *, model_id: str,
-                       api_key: str | None, timeout_s: float, generate: bool | None = None) -> ProbeResult:
+                       auth: str | None, timeout_s: float, generate: bool | None = None) -> ProbeResult:
     """GET the health path or /v1/models (checking the model id is served), then optionally a
     1-token completion. Any exception is a failed probe with a readable reason."""
     timeout = aiohttp.ClientTimeout(total=timeout_s)
-    headers = upstream_headers(api_key, "sglfleet-probe")
+    headers = upstream_headers(auth, "sglfleet-probe")
     ids: tuple[str, ...] = ()
     try:
         if probe.health_path:
@@ -54,7 +55,7 @@ async def probe_worker(session: aiohttp.ClientSession, url: str, probe: Probe, *
     except TimeoutError:
         return ProbeResult(False, f"no answer within {timeout_s:g}s", ids)
     except (aiohttp.ClientError, OSError, ValueError) as exc:
-        return ProbeResult(False, f"{exc.__class__.__name__}: {exc}", ids)
+        return ProbeResult(False, f"{exc.__class__.__name__}: {redact_text(str(exc))}", ids)
     return ProbeResult(True, "ok", ids)
 
 
@@ -84,7 +85,7 @@ class HealthChecker:
     async def check_once(self) -> ProbeResult:
         w = self.worker
         res = await probe_worker(self.session, w.url, self.probe, model_id=self.model_id,
-                                 api_key=w.api_key, timeout_s=self.cfg.timeout_s)
+                                 auth=w.auth, timeout_s=self.cfg.timeout_s)
         if res.ok:
             w.consecutive_health_failures = 0
             w.consecutive_health_successes += 1

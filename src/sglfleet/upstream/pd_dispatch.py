@@ -14,19 +14,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
 
 from sglfleet.config import GatewayConfig
-from sglfleet.errors import UpstreamError, UpstreamStatus
+from sglfleet.core.errors import UpstreamError, UpstreamStatus
+from sglfleet.core.exchange import Attempt, Exchange, Verdict
+from sglfleet.core.route import RouteContext
+from sglfleet.core.worker import Worker
 from sglfleet.metrics import Metrics
 from sglfleet.routing.pd import PDPool
-from sglfleet.routing.policies import RouteContext
 from sglfleet.upstream.client import request_timeout, upstream_headers
 from sglfleet.upstream.dispatch import Opened, error_message_from, map_client_error
-from sglfleet.upstream.worker import Worker
 
 
 def bootstrap_fields(prefill: Worker, rng: random.Random) -> dict[str, object]:
@@ -44,80 +46,79 @@ class PDDispatcher:
         self.timeout = request_timeout(gateway.timeouts)
         self._rng = random.Random()
 
-    async def _post(self, w: Worker, path: str, body: bytes, rid: str) -> aiohttp.ClientResponse:
+    async def _post(self, attempt: Attempt, path: str, body: bytes, rid: str) -> aiohttp.ClientResponse:
+        w = attempt.worker
         try:
             resp = await self.session.post(w.url + path, data=body, timeout=self.timeout,
-                                           headers=upstream_headers(w.api_key, rid))
+                                           headers=upstream_headers(w.auth, rid))
         except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
             raise map_client_error(exc, w) from None
+        attempt.response = resp
         if resp.status >= 400:
             try:
                 data = await resp.read()
+                attempt.complete = True
             except (TimeoutError, aiohttp.ClientError):
                 data = b""
-            finally:
-                resp.release()
             msg, parsed = error_message_from(data, resp.status)
             raise UpstreamStatus(resp.status, msg, parsed)
+        attempt.first_byte_at = attempt.last_byte_at = time.monotonic()
         return resp
 
-    async def _run_prefill(self, w: Worker, path: str, body: bytes, rid: str) -> None:
+    async def _run_prefill(self, attempt: Attempt, path: str, body: bytes, rid: str) -> None:
         try:
-            resp = await self._post(w, path, body, rid)
+            resp = await self._post(attempt, path, body, rid)
             try:
                 await resp.read()  # prefill output (one token) is discarded
+                attempt.complete = True
             except (TimeoutError, aiohttp.ClientError) as exc:
-                raise map_client_error(exc, w) from None
-            finally:
-                resp.release()
-            w.breaker.record_success()
+                raise map_client_error(exc, attempt.worker) from None
+            attempt.close(Verdict.SUCCESS)
         except UpstreamError as err:
-            w.fail(f"prefill: {err.message}")
+            attempt.close(Verdict.WORKER_FAULT, f"prefill: {err.message}")
             raise
         except BaseException:  # aborted because the decode failed, or the client left
-            w.breaker.release()
+            attempt.close(Verdict.CLIENT_GONE)
             raise
-        finally:
-            w.inflight -= 1
 
-    async def open(self, pool: PDPool, path: str, data: dict[str, object], ctx: RouteContext,
-                   rid: str) -> Opened:
+    async def open(self, exchange: Exchange, pool: PDPool, path: str, data: dict[str, object],
+                   ctx: RouteContext, *, stream: bool) -> Opened:
         pair = pool.select_pair(ctx)
-        pw, dw = pair.prefill.worker, pair.decode.worker
-        for w in (pw, dw):
-            w.inflight += 1  # both sides counted at dispatch time
-            w.processed += 1
-            w.breaker.acquire()
+        p_attempt = exchange.attempt(pair.prefill)  # both sides counted at dispatch time
+        d_attempt = exchange.attempt(pair.decode)
+        limits = pool.deadlines
+        for a in (p_attempt, d_attempt):
+            a.first_limit_s = limits.first_byte_s if stream else limits.total_s
+            a.stall_limit_s = limits.stall_s
+        pw, dw = p_attempt.worker, d_attempt.worker
+        rid = exchange.request_id
         body = orjson.dumps({**data, **bootstrap_fields(pw, self._rng)})
-        prefill = asyncio.ensure_future(self._run_prefill(pw, path, body, rid))
-        decode = asyncio.ensure_future(self._post(dw, path, body, rid))
+        prefill = asyncio.ensure_future(self._run_prefill(p_attempt, path, body, rid))
+        decode = asyncio.ensure_future(self._post(d_attempt, path, body, rid))
         try:
             # relay as soon as the decode answers; only a prefill failure that comes first stops it
             await asyncio.wait({prefill, decode}, return_when=asyncio.FIRST_COMPLETED)
             if prefill.done() and prefill.exception() is not None:
                 decode.cancel()
                 with contextlib.suppress(BaseException):
-                    resp = await decode
-                    resp.close()
+                    await decode
                 err = prefill.exception()
                 assert isinstance(err, UpstreamError)
-                err.message = f"prefill worker {pw.id} ({pw.url}) failed: {err.message}"
+                err.message = f"prefill worker {pw.id} failed: {err.message}"
+                d_attempt.close(Verdict.CLIENT_GONE)  # cancelled because of the prefill: no verdict
                 raise err
             resp = await decode  # raises the decode error, if any
         except UpstreamError as err:
             if not prefill.done():
                 prefill.cancel()  # decode failed: abort the prefill request
             if decode.done() and not decode.cancelled() and decode.exception() is err:
-                dw.fail(f"decode: {err.message}")
-            else:
-                dw.breaker.release()  # cancelled because of the prefill: no verdict on decode
-            dw.inflight -= 1
+                code = err.upstream_status if isinstance(err, UpstreamStatus) else None
+                verdict = Verdict.REQUEST_FAULT if code is not None and code < 500 else Verdict.WORKER_FAULT
+                d_attempt.close(verdict, f"decode: {err.message}")
             raise
         except BaseException:
             prefill.cancel()
             decode.cancel()
-            dw.breaker.release()
-            dw.inflight -= 1
             raise
 
         def on_prefill_done(t: asyncio.Task[None]) -> None:
@@ -125,4 +126,4 @@ class PDDispatcher:
                 resp.close()  # the decode can never complete without its KV: cut the stream
 
         prefill.add_done_callback(on_prefill_done)
-        return Opened(dw, resp, pair.decode, 1)
+        return Opened(d_attempt, resp, b"", 1)

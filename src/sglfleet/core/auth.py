@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 
-from sglfleet.errors import Forbidden, Unauthorized
+from sglfleet.core.errors import Forbidden, Unauthorized
 
 
 def bearer_token(authorization: str | None) -> str | None:

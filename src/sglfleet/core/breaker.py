@@ -11,8 +11,20 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from sglfleet.config import BreakerConfig
+
+class BreakerSettings(Protocol):
+    """The breaker's knobs (config's BreakerConfig has them)."""
+
+    @property
+    def failure_threshold(self) -> int: ...
+    @property
+    def success_threshold(self) -> int: ...
+    @property
+    def open_s(self) -> float: ...
+    @property
+    def half_open_max_requests(self) -> int: ...
 
 
 class BreakerState(enum.IntEnum):
@@ -22,7 +34,7 @@ class BreakerState(enum.IntEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, cfg: BreakerConfig, clock: Callable[[], float] = time.monotonic,
+    def __init__(self, cfg: BreakerSettings, clock: Callable[[], float] = time.monotonic,
                  on_change: Callable[[BreakerState, BreakerState], None] | None = None) -> None:
         self.cfg = cfg
         self._clock = clock

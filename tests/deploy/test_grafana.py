@@ -9,12 +9,12 @@ from pathlib import Path
 from prometheus_client import generate_latest
 
 from sglfleet.config import BreakerConfig, ModelConfig
-from sglfleet.dashboard.grafana import render_dashboard, write_dashboard
+from sglfleet.core.worker import Worker
+from sglfleet.deploy.grafana import render_dashboard, write_dashboard
 from sglfleet.metrics import Metrics, registry_gauges
 from sglfleet.routing.pool import ModelPool
 from sglfleet.routing.registry import Registry
 from sglfleet.sim.metrics import SimMetrics
-from sglfleet.upstream.worker import Worker
 
 _NAME = re.compile(r"\b((?:sglfleet_|sglang:)[A-Za-z0-9_:]+)")
 
