@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
-from sglfleet.core.errors import BadRequest, BodyTooLarge, InvalidJSON
+from sglfleet.core.errors import BadRequest, BodyTooLarge, InvalidJSON, RequestTimeout, UploadAborted
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
+    """The whole body, at most `limit` bytes (413), all of it within `timeout_s` seconds
+    (408, the connection is then closed); a client that leaves mid-upload is UploadAborted."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -21,11 +24,19 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BadRequest("invalid Content-Length header") from None
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(timeout_s):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s "
+                             f"({size} bytes received)") from None
+    except ClientDisconnect:
+        raise UploadAborted(f"the client closed the connection while sending the request body "
+                            f"({size} bytes received)") from None
     return b"".join(chunks)
 
 

@@ -166,7 +166,9 @@ def run_gateway(cfg: FleetConfig, log_level: str = "info", *, reuse_port: bool =
     gw = cfg.gateway
     fleet = Fleet(cfg)
     app = create_app(cfg, fleet=fleet, wait_ready=False)
-    uv = uvicorn.Config(app, host=gw.host, port=gw.port, loop="uvloop", http="httptools",
+    from sglfleet.api.server_limits import uvicorn_options
+
+    uv = uvicorn.Config(app, host=gw.host, port=gw.port, loop="uvloop", **uvicorn_options(gw.limits),
                         log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
     server = _make_server(uv, fleet, gw.shutdown_grace_s)
     try:

@@ -90,7 +90,8 @@ def _authorized_fleet(request: Request) -> Fleet:
 
 
 async def _body(request: Request, fleet: Fleet, model: type[BaseModel]) -> Any:
-    data = parse_json_object(await read_body(request, fleet.cfg.gateway.max_body_bytes))
+    gw = fleet.cfg.gateway
+    data = parse_json_object(await read_body(request, gw.max_body_bytes, gw.limits.body_timeout_s))
     return validate(model, data)
 
 

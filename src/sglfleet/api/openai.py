@@ -22,7 +22,7 @@ from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
 from sglfleet.api.relay import BodyRelay, Outcome, StreamRelay
 from sglfleet.api.schemas import ChatCompletionRequest, CompletionRequest
-from sglfleet.core.errors import ClientGone, GatewayError, Unavailable
+from sglfleet.core.errors import ClientGone, GatewayError, Unavailable, UploadAborted
 from sglfleet.core.exchange import Exchange, Verdict
 from sglfleet.fleet import Fleet
 from sglfleet.routing.pd import PDPool
@@ -86,7 +86,7 @@ async def generate(request: Request, endpoint: str) -> Any:
     model = "-"
     try:
         check_api_key(request.headers.get("authorization"), gw.api_keys, gw.admin_keys)
-        data = parse_json_object(await read_body(request, gw.max_body_bytes))
+        data = parse_json_object(await read_body(request, gw.max_body_bytes, gw.limits.body_timeout_s))
         chat = endpoint == "chat"
         validate(ChatCompletionRequest if chat else CompletionRequest, data)
         headers: dict[str, str] = {}
@@ -106,7 +106,7 @@ async def generate(request: Request, endpoint: str) -> Any:
         path = "/v1/chat/completions" if chat else "/v1/completions"
         return await forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers)
     except GatewayError as exc:
-        if not isinstance(exc, ClientGone):  # (forward records its own 499s)
+        if not isinstance(exc, ClientGone) or isinstance(exc, UploadAborted):  # (forward records its own 499s)
             record_rejection(fleet, request, model, endpoint, exc, time.perf_counter() - t0)
         raise
 

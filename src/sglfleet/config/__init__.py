@@ -4,7 +4,7 @@ Built once at start-up (`load_config`) and passed down explicitly; nothing reads
 environment after that. Every default lives in these models, and the CLI points at them.
 
     base.py     the frozen base model, shared names and checks
-    gateway.py  `gateway:`  (address, keys, health, breaker, retries, timeouts, memory)
+    gateway.py  `gateway:`  (address, keys, server limits, health, breaker, retries, timeouts, memory)
     models.py   `models:`   (engines, workers, policies, capabilities, restart, hooks, PD groups)
     routes.py   `routes:`   (virtual models and task routes)
     loader.py   FleetConfig, ConfigError, interpolation, overrides, load_config
@@ -27,6 +27,7 @@ from sglfleet.config.gateway import (
     HeartbeatConfig,
     MemoryConfig,
     RetryConfig,
+    ServerLimits,
     TimeoutConfig,
 )
 from sglfleet.config.loader import (
@@ -56,6 +57,6 @@ __all__ = [
     "HealthConfig", "HeartbeatConfig", "HooksConfig", "KubernetesDiscoveryConfig", "MemoryConfig", "ModelConfig",
     "ModelTimeouts",
     "PolicyName", "Priority", "RestartConfig", "RetryConfig", "RouteMatch", "SourceConfig",
-    "TaskRoute", "TimeoutConfig", "VirtualModel", "WorkerGroupConfig", "apply_env_overrides",
+    "ServerLimits", "TaskRoute", "TimeoutConfig", "VirtualModel", "WorkerGroupConfig", "apply_env_overrides",
     "check_urls", "interpolate", "load_config", "parse_config",
 ]

@@ -1,4 +1,4 @@
-"""The `gateway:` section: address, keys, limits, health, breaker, retries, timeouts, memory."""
+"""The `gateway:` section: address, keys, limits, server limits, health, breaker, retries, timeouts, memory."""
 
 from __future__ import annotations
 
@@ -76,6 +76,28 @@ class MemoryConfig(Frozen):
     psi_full_avg10_max: float | None = Field(10.0, ge=0)  # hold new loads above this pressure
 
 
+class ServerLimits(Frozen):
+    """What one client connection may cost the gateway's HTTP server (docs/reliability.md).
+
+    `max_header_bytes`: request line plus headers; more gets 431 and the connection closes.
+    `header_timeout_s`: the whole request head must arrive within this many seconds of the
+    connection opening (or, on a kept-alive connection, of the next request's first byte);
+    otherwise the socket is closed (slowloris, idle sockets that never send).
+    `body_timeout_s`: the whole request body must arrive within this many seconds of the
+    handler starting to read it; otherwise 408 and the connection closes.
+    `max_connections`: open client connections per gateway process (both ports together);
+    one more is answered 503 and closed without reading its request. None = half the
+    process's open-file limit (the soft limit is first raised to the hard one), at most 10,000.
+    `keep_alive_s`: an idle kept-alive connection is closed after this many seconds (longer
+    than the 5 s pool expiry of httpx and the openai SDK, so that the client closes first)."""
+
+    max_header_bytes: int = Field(32 * 1024, ge=1024)
+    header_timeout_s: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(60.0, gt=0)
+    max_connections: int | None = Field(None, ge=1)
+    keep_alive_s: float = Field(15.0, gt=0)
+
+
 class GatewayConfig(Frozen):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
@@ -95,6 +117,7 @@ class GatewayConfig(Frozen):
     # this long, then end the remaining streams with an error event and [DONE].
     shutdown_grace_s: float = Field(30.0, ge=0)
     memory: MemoryConfig = MemoryConfig()
+    limits: ServerLimits = ServerLimits()
     mirror_reasoning: bool = False  # copy reasoning_content <-> reasoning for clients that read the other
     ollama_port: int | None = Field(None, ge=1, le=65535)  # also serve the Ollama API here (11434)
     model_dir: str = "~/.cache/sglfleet/models"

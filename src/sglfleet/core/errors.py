@@ -3,12 +3,14 @@
     GatewayError                      500 internal_error
     ├── BadRequest                    400 invalid_request_error
     │   ├── InvalidJSON               400
-    │   └── BodyTooLarge              413
+    │   ├── BodyTooLarge              413
+    │   └── RequestTimeout            408 the request body did not arrive in time (closes)
     ├── Unauthorized                  401 authentication_error
     ├── Forbidden                     403 permission_error
     ├── ModelNotFound                 404 model_not_found
     ├── RouteNotFound                 404 not_found
     ├── ClientGone                    499 client left before the response started
+    │   └── UploadAborted             499 client left while sending its body (logged as a rejection)
     ├── Overloaded                    429 rate_limit_exceeded (Retry-After)
     ├── Unavailable                   503 service_unavailable (Retry-After)
     │   ├── NoWorkerAvailable         503 no healthy worker for the model
@@ -61,6 +63,17 @@ class BodyTooLarge(BadRequest):
     code = "request_too_large"
 
 
+class RequestTimeout(BadRequest):
+    """The body was still incomplete when `gateway.limits.body_timeout_s` ran out; the
+    connection is closed after the answer (the rest of the body is never read)."""
+
+    status = 408
+    code = "request_timeout"
+
+    def __init__(self, message: str, **kw: Any) -> None:
+        super().__init__(message, headers={"connection": "close"}, **kw)
+
+
 class Unauthorized(GatewayError):
     status = 401
     type = "authentication_error"
@@ -91,6 +104,12 @@ class ClientGone(GatewayError):
     status = 499
     type = "client_closed_request"
     code = "client_closed_request"
+
+
+class UploadAborted(ClientGone):
+    """The client closed the connection while sending the request body. Unlike the
+    ClientGone that dispatch raises (and records itself), this one is logged and counted
+    like any other rejection: one access-log line, no traceback."""
 
 
 class Overloaded(GatewayError):
