@@ -211,7 +211,8 @@ def gateway_fleet(cfg: FleetConfig, *, port: int, workers: dict[str, dict[str, A
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a label dict used twice is written out twice, not as &id001 / *id001
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
