@@ -146,3 +146,16 @@ def test_bootstrap_port_from_the_pod_annotation() -> None:
     assert pod_endpoint(bad, cfg) == Endpoint("http://10.0.0.1:30000", 8998)
     unready = pod("p", "10.0.0.1", ready=False, labels={}, rv=1, annotations={"sglfleet.io/bootstrap-port": "1"})
     assert pod_endpoint(unready, cfg) is None
+
+
+def test_a_worker_group_has_urls_or_discovery() -> None:
+    from pydantic import ValidationError
+
+    from sglfleet.config import WorkerGroupConfig
+
+    disc = KubernetesDiscoveryConfig(selector="sglfleet.io/role=prefill")
+    assert WorkerGroupConfig(discovery=disc).urls == ()
+    with pytest.raises(ValidationError, match="either urls or discovery"):
+        WorkerGroupConfig(urls=("http://127.0.0.1:1",), discovery=disc)
+    with pytest.raises(ValidationError, match="either urls or discovery"):
+        WorkerGroupConfig()
