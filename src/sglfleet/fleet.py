@@ -99,6 +99,10 @@ class Fleet:
         self.registry.add(pool)
         if m.prefill is not None and m.decode is not None:
             for role, group in (("prefill", m.prefill), ("decode", m.decode)):
+                if group.discovery is not None:
+                    from sglfleet.deploy.discovery import attach
+
+                    self.watchers.append(attach(self, pool, group.discovery, m.api_key, role=role))
                 for i, url in enumerate(group.urls):
                     port = group.bootstrap_ports[i] if group.bootstrap_ports else None
                     self.add_external_worker(pool, url, m.api_key, role=role, bootstrap_port=port)

@@ -10,15 +10,17 @@ from typing import Any
 from aiohttp import web
 
 
-def pod(name: str, ip: str, *, ready: bool, labels: dict[str, str], rv: int) -> dict[str, Any]:
+def pod(name: str, ip: str, *, ready: bool, labels: dict[str, str], rv: int,
+        annotations: dict[str, str] | None = None) -> dict[str, Any]:
     return {"kind": "Pod", "apiVersion": "v1",
-            "metadata": {"name": name, "namespace": "llm", "labels": labels, "resourceVersion": str(rv)},
+            "metadata": {"name": name, "namespace": "llm", "labels": labels, "resourceVersion": str(rv),
+                         **({"annotations": annotations} if annotations else {})},
             "status": {"phase": "Running", "podIP": ip,
                        "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]}}
 
 
 class FakeKubeAPI:
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str | None) -> None:  # None: no authentication
         self.token = token
         self.rv = 100
         self.pods: dict[str, dict[str, Any]] = {}
@@ -34,7 +36,7 @@ class FakeKubeAPI:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append(dict(request.query))
-        if request.headers.get("Authorization") != f"Bearer {self.token}":
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
             return web.json_response({"kind": "Status", "code": 401}, status=401)
         selector = request.query.get("labelSelector", "")
         if request.query.get("watch") != "true":
@@ -63,10 +65,11 @@ class FakeKubeAPI:
         for q in self.watchers:
             q.put_nowait({"type": kind, "object": obj})
 
-    def set_pod(self, name: str, ip: str, *, ready: bool, labels: dict[str, str]) -> None:
+    def set_pod(self, name: str, ip: str, *, ready: bool, labels: dict[str, str],
+                annotations: dict[str, str] | None = None) -> None:
         self.rv += 1
         kind = "MODIFIED" if name in self.pods else "ADDED"
-        self.pods[name] = pod(name, ip, ready=ready, labels=labels, rv=self.rv)
+        self.pods[name] = pod(name, ip, ready=ready, labels=labels, rv=self.rv, annotations=annotations)
         self.emit(kind, self.pods[name])
 
     def delete_pod(self, name: str) -> None:

@@ -24,6 +24,10 @@ GOLDEN: list[tuple[str, str, str, Any, str]] = [
         host_routes=("llm.example.com",), path_routes=("www.example.com/llm",),
         servers=("172.31.46.190:8000",)), "nginx"),
     ("deploy-deepseek", "k8s", "dynamo", K8sOptions(), "k8s-dynamo"),
+    ("deploy-deepseek", "k8s", "plain", K8sOptions(), "k8s-plain"),
+    ("deploy-deepseek", "k8s", "lws", K8sOptions(), "k8s-lws"),
+    ("deploy-deepseek", "compose", "plain", None, "compose"),
+    ("deploy-deepseek", "systemd", "plain", None, "systemd"),
 ]
 
 

@@ -22,6 +22,10 @@ runner = CliRunner()
     ("systemd", "deploy-qwen-4xl4", [], "sglfleet-watchdog.timer"),
     ("nginx", "deploy-qwen-4xl4", ["--server", "10.0.0.1:8000"], "sglfleet-upstream.conf"),
     ("k8s", "deploy-deepseek", ["--flavor", "dynamo"], "dynamographdeployment-deepseek-r1-distill-llama-8b-agg.yaml"),
+    ("k8s", "deploy-deepseek", ["--flavor", "plain"], "deployment-sglang-deepseek-r1-distill-llama-8b-pd-prefill.yaml"),
+    ("k8s", "deploy-deepseek", ["--flavor", "lws"],
+     "leaderworkerset-sglang-deepseek-r1-distill-llama-8b-pd-decode.yaml"),
+    ("k8s", "deploy-deepseek", ["--gateway-hpa-max", "6"], "horizontalpodautoscaler-sglfleet-gateway.yaml"),
 ])
 def test_deploy_writes_plain_files(tmp_path: Path, target: str, example: str, extra: list[str], expect: str) -> None:
     result = runner.invoke(app, ["deploy", target, str(EXAMPLES / f"{example}.yaml"), "-o", str(tmp_path), *extra])
@@ -45,8 +49,10 @@ def test_missing_file_and_bad_target_options(tmp_path: Path) -> None:
     result = runner.invoke(app, ["deploy", "k8s", str(EXAMPLES / "deploy-deepseek.yaml"), "-o", str(tmp_path),
                                  "--flavor", "helm"])
     assert result.exit_code == 1 and "unknown k8s flavor" in result.output
-    result = runner.invoke(app, ["deploy", "k8s", str(EXAMPLES / "deploy-deepseek.yaml"), "-o", str(tmp_path)])
-    assert result.exit_code == 1 and "flavor dynamo" in result.output
+    result = runner.invoke(app, ["deploy", "k8s", str(EXAMPLES / "deploy-deepseek.yaml"), "-o", str(tmp_path),
+                                 "--gateway-replicas", "4", "--gateway-hpa-max", "3"])
+    assert result.exit_code == 1 and "below --gateway-replicas 4" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_grafana_target(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import yaml
 from sglfleet.deploy import compose
 from sglfleet.deploy.plan import DeployError
 from tests.deploy.conftest import fleet_from
-from tests.deploy.golden import EXAMPLES, render_golden
+from tests.deploy.golden import render_golden
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (PyPI) is needed to validate compose files")
 
@@ -62,16 +62,42 @@ def test_multi_model_compose_is_valid_and_hides_secrets(tmp_path: Path, aggregat
     doc = validate(out["compose.yaml"])
     qwen = doc["services"]["sglang-qwen3-6-35b-a3b"]
     assert qwen["command"][qwen["command"].index("--api-key") + 1] == "${SGLANG_API_KEY}"
-    assert qwen["deploy"]["resources"]["reservations"]["devices"][0]["count"] == 4
+    # several engines on one host: each its own GPUs, in file order (deepseek has GPU 0)
+    assert qwen["deploy"]["resources"]["reservations"]["devices"][0]["device_ids"] == ["1", "2", "3", "4"]
     assert doc["services"]["sglang-deepseek-r1-distill-llama-8b"]["deploy"]["replicas"] == 2
     assert "ollama-vision" in out["gateway/fleet.yaml"]  # external models pass through
 
 
-def test_pd_models_are_refused_with_a_clear_message() -> None:
-    from sglfleet.deploy.plan import load_fleet
+def test_pd_model_is_two_services_on_their_own_gpus() -> None:
+    from sglfleet.config import parse_config
 
-    with pytest.raises(DeployError, match="flavor dynamo"):
-        compose.render(load_fleet(EXAMPLES / "deploy-deepseek.yaml"))
+    files_ = render_golden("deploy-deepseek", "compose", "plain", None)
+    doc = validate(files_["compose.yaml"])
+    names = ["sglang-deepseek-r1-distill-llama-8b", "sglang-deepseek-r1-distill-llama-8b-pd-prefill",
+             "sglang-deepseek-r1-distill-llama-8b-pd-decode"]
+    devices = [doc["services"][n]["deploy"]["resources"]["reservations"]["devices"][0] for n in names]
+    assert [d["device_ids"] for d in devices] == [["0"], ["1"], ["2"]]  # not GPU 0 three times
+    prefill, decode = (doc["services"][n]["command"] for n in names[1:])
+    assert prefill[prefill.index("--disaggregation-mode") + 1] == "prefill"
+    assert decode[decode.index("--disaggregation-mode") + 1] == "decode"
+    assert set(doc["services"]["sglfleet-gateway"]["depends_on"]) == set(names)
+    cfg = parse_config(yaml.safe_load(files_["gateway/fleet.yaml"]), env={})
+    pd = cfg.model("deepseek-r1-distill-llama-8b-pd")
+    assert pd.prefill is not None and pd.decode is not None
+    assert pd.prefill.urls == ("http://sglang-deepseek-r1-distill-llama-8b-pd-prefill:30000",)
+    assert pd.prefill.bootstrap_ports == (8998,)
+    assert pd.decode.urls == ("http://sglang-deepseek-r1-distill-llama-8b-pd-decode:30001",)
+
+
+def test_ib_device_gets_the_rdma_devices(tmp_path: Path) -> None:
+    cfg = fleet_from(tmp_path, {"models": [{
+        "name": "pd", "engine": "sglang", "preset": "deepseek-r1-distill-llama-8b-pd",
+        "sglang": {"model_path": "x/y", "disaggregation_ib_device": "mlx5_0"}}]})
+    doc = validate(compose.render(cfg)["compose.yaml"])
+    for svc in ("sglang-pd-prefill", "sglang-pd-decode"):
+        s = doc["services"][svc]
+        assert s["devices"] == ["/dev/infiniband:/dev/infiniband"] and s["cap_add"] == ["IPC_LOCK"]
+        assert s["command"][s["command"].index("--disaggregation-ib-device") + 1] == "mlx5_0"
 
 
 def test_colliding_service_names_are_refused(tmp_path: Path) -> None:

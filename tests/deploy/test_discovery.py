@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sglfleet.config import FleetConfig, KubernetesDiscoveryConfig, ModelConfig
-from sglfleet.deploy.discovery import DiscoveryError, PodWatcher, attach, pod_url
+from sglfleet.deploy.discovery import DiscoveryError, Endpoint, PodWatcher, attach, pod_endpoint, pod_url
 from sglfleet.fleet import Fleet
 from tests.deploy.fake_k8s import FakeKubeAPI, pod
 
@@ -75,11 +75,11 @@ async def test_expired_watch_and_dropped_connection_relist(api: FakeKubeAPI, sa_
     added: list[str] = []
     removed: list[str] = []
 
-    async def add(url: str) -> None:
-        added.append(url)
+    async def add(e: Endpoint) -> None:
+        added.append(e.url)
 
-    async def remove(url: str) -> None:
-        removed.append(url)
+    async def remove(e: Endpoint) -> None:
+        removed.append(e.url)
 
     api.set_pod("a", "10.2.0.1", ready=True, labels=LABELS)
     api.expire_next_watch = True
@@ -102,7 +102,7 @@ async def test_expired_watch_and_dropped_connection_relist(api: FakeKubeAPI, sa_
 
 
 async def test_auth_failure_is_reported(api: FakeKubeAPI, tmp_path: Path) -> None:
-    async def noop(_: str) -> None:
+    async def noop(_: Endpoint) -> None:
         return None
 
     cfg = KubernetesDiscoveryConfig(namespace="llm", selector=SELECTOR, api_url=api.url)
@@ -115,7 +115,7 @@ async def test_auth_failure_is_reported(api: FakeKubeAPI, tmp_path: Path) -> Non
 
 
 def test_in_cluster_address_and_missing_config() -> None:
-    async def noop(_: str) -> None:
+    async def noop(_: Endpoint) -> None:
         return None
 
     cfg = KubernetesDiscoveryConfig(selector="a=b")
@@ -132,3 +132,30 @@ def test_pod_url_readiness_rules() -> None:
     terminating = {**ready, "metadata": {**ready["metadata"], "deletionTimestamp": "2026-01-01T00:00:00Z"}}
     assert pod_url(terminating, 30000) is None
     assert pod_url(pod("p", "10.0.0.1", ready=False, labels={}, rv=1), 30000) is None
+
+
+def test_bootstrap_port_from_the_pod_annotation() -> None:
+    cfg = KubernetesDiscoveryConfig(selector="a=b", port=30000, bootstrap_port=8998)
+    plain = pod("p", "10.0.0.1", ready=True, labels={}, rv=1)
+    assert pod_endpoint(plain, cfg) == Endpoint("http://10.0.0.1:30000", 8998)  # the config's default
+    ours = pod("p", "10.0.0.1", ready=True, labels={}, rv=1, annotations={"sglfleet.io/bootstrap-port": "9100"})
+    assert pod_endpoint(ours, cfg) == Endpoint("http://10.0.0.1:30000", 9100)
+    sglang = pod("p", "10.0.0.1", ready=True, labels={}, rv=1, annotations={"sglang.ai/bootstrap-port": "9200"})
+    assert pod_endpoint(sglang, cfg) == Endpoint("http://10.0.0.1:30000", 9200)  # SGLang router's key too
+    bad = pod("p", "10.0.0.1", ready=True, labels={}, rv=1, annotations={"sglfleet.io/bootstrap-port": "http"})
+    assert pod_endpoint(bad, cfg) == Endpoint("http://10.0.0.1:30000", 8998)
+    unready = pod("p", "10.0.0.1", ready=False, labels={}, rv=1, annotations={"sglfleet.io/bootstrap-port": "1"})
+    assert pod_endpoint(unready, cfg) is None
+
+
+def test_a_worker_group_has_urls_or_discovery() -> None:
+    from pydantic import ValidationError
+
+    from sglfleet.config import WorkerGroupConfig
+
+    disc = KubernetesDiscoveryConfig(selector="sglfleet.io/role=prefill")
+    assert WorkerGroupConfig(discovery=disc).urls == ()
+    with pytest.raises(ValidationError, match="either urls or discovery"):
+        WorkerGroupConfig(urls=("http://127.0.0.1:1",), discovery=disc)
+    with pytest.raises(ValidationError, match="either urls or discovery"):
+        WorkerGroupConfig()

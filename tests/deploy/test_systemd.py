@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from sglfleet.deploy import systemd
 from sglfleet.deploy.render import write_files
 from tests.deploy.conftest import need_tool
@@ -57,4 +59,25 @@ def test_secrets_are_references(tmp_path: Path, aggregated: Any) -> None:
     assert "--api-key ${SGLANG_API_KEY}" in unit and "ENGINE_KEY" not in unit
     assert "Environment=SGLANG_ENABLE_HEALTH_ENDPOINT_GENERATION=false" in unit
     assert "SGLANG_API_KEY=" in files["sglfleet.env.example"]
+    verify(tmp_path, files)
+
+
+def test_pd_model_is_two_units_on_their_own_gpus(tmp_path: Path) -> None:
+    from sglfleet.config import parse_config
+    from sglfleet.deploy.plan import load_fleet
+    from tests.deploy.golden import EXAMPLES
+
+    sglfleet_bin = shutil.which("sglfleet") or str(Path(sys.executable).with_name("sglfleet"))
+    opts = systemd.SystemdOptions(sglfleet_bin=sglfleet_bin)
+    files = systemd.render(load_fleet(EXAMPLES / "deploy-deepseek.yaml"), opts)
+    prefill = files["sglfleet-sglang-deepseek-r1-distill-llama-8b-pd-prefill.service"]
+    decode = files["sglfleet-sglang-deepseek-r1-distill-llama-8b-pd-decode.service"]
+    assert "--disaggregation-mode prefill" in prefill and "--disaggregation-mode decode" in decode
+    assert "Environment=CUDA_VISIBLE_DEVICES=1" in prefill and "Environment=CUDA_VISIBLE_DEVICES=2" in decode
+    gateway = files["sglfleet-gateway.service"]
+    assert "sglfleet-sglang-deepseek-r1-distill-llama-8b-pd-prefill.service" in gateway
+    pd = parse_config(yaml.safe_load(files["fleet.yaml"]), env={}).model("deepseek-r1-distill-llama-8b-pd")
+    assert pd.prefill is not None and pd.decode is not None
+    assert pd.prefill.urls == ("http://127.0.0.1:30000",) and pd.prefill.bootstrap_ports == (8998,)
+    assert pd.decode.urls == ("http://127.0.0.1:30001",)
     verify(tmp_path, files)

@@ -81,12 +81,16 @@ class KubernetesDiscoveryConfig(Frozen):
     port: int = Field(30000, ge=1, le=65535)
     api_url: str | None = None  # default: in-cluster (KUBERNETES_SERVICE_HOST)
     role: Literal["both", "prefill", "decode"] = "both"
+    # prefill pods: bootstrap port when the pod has no `sglfleet.io/bootstrap-port` annotation
+    bootstrap_port: int | None = Field(None, ge=1, le=65535)
 
 
 class WorkerGroupConfig(Frozen):
-    """One side of a prefill/decode disaggregated model: its workers and their policy."""
+    """One side of a prefill/decode disaggregated model: its workers (`urls`, or Kubernetes
+    `discovery`) and their policy."""
 
-    urls: tuple[str, ...] = Field(min_length=1)
+    urls: tuple[str, ...] = ()
+    discovery: KubernetesDiscoveryConfig | None = None
     policy: PolicyName = "least_load"
     # SGLang's --disaggregation-bootstrap-port of each prefill worker, in url order (None = 8998)
     bootstrap_ports: tuple[int | None, ...] = ()
@@ -97,7 +101,9 @@ class WorkerGroupConfig(Frozen):
         return check_urls(v)
 
     @model_validator(mode="after")
-    def _ports_match(self) -> WorkerGroupConfig:
+    def _one_source_and_ports(self) -> WorkerGroupConfig:
+        if bool(self.urls) == (self.discovery is not None):
+            raise ValueError("a worker group needs either urls or discovery (one of them)")
         if self.bootstrap_ports and len(self.bootstrap_ports) != len(self.urls):
             raise ValueError("bootstrap_ports needs one entry per url")
         return self

@@ -72,7 +72,12 @@ def k8s(fleet: Path = FLEET, out: Path = OUT,
         namespace: str = typer.Option("sglfleet", help="Namespace of every object."),
         gateway_image: str = typer.Option(None, help="Image for the sglfleet gateway."),
         node_selector: list[str] = typer.Option([], help="key=value for GPU pods (repeatable)."),
-        dynamo_image: str = typer.Option(None, help="Dynamo sglang-runtime image (dynamo flavour).")) -> None:
+        dynamo_image: str = typer.Option(None, help="Dynamo sglang-runtime image (dynamo flavour)."),
+        gateway_replicas: int = typer.Option(2, min=1, help="Gateway replicas (the HPA's minimum, with an HPA)."),
+        gateway_hpa_max: int = typer.Option(None, min=1, help="Add a CPU HorizontalPodAutoscaler up to N gateways."),
+        gateway_hpa_cpu: int = typer.Option(70, min=1, max=100, help="Target CPU utilization (%) of the HPA."),
+        host_network: bool = typer.Option(False, "--host-network",
+                                          help="Engine pods on the node's network (RDMA, no RDMA CNI).")) -> None:
     """Kubernetes manifests, one file per object."""
     from sglfleet.deploy.k8s_common import K8sOptions
 
@@ -82,7 +87,9 @@ def k8s(fleet: Path = FLEET, out: Path = OUT,
         if not sep:
             raise _fail(f"--node-selector {item!r} must be key=value")
         selector[key] = value
-    opts = K8sOptions(namespace=namespace, node_selector=selector)
+    opts = K8sOptions(namespace=namespace, node_selector=selector, gateway_replicas=gateway_replicas,
+                      gateway_hpa_max=gateway_hpa_max, gateway_hpa_cpu_percent=gateway_hpa_cpu,
+                      host_network=host_network)
     if gateway_image:
         opts = dataclasses.replace(opts, gateway_image=gateway_image)
     if dynamo_image:

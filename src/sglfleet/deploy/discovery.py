@@ -3,12 +3,16 @@
 `PodWatcher` lists the pods (`GET /api/v1/namespaces/NS/pods?labelSelector=...`), then
 watches from the list's `resourceVersion` (`watch=true`, newline-delimited JSON events
 ADDED / MODIFIED / DELETED / BOOKMARK / ERROR). A pod is a worker while it is Ready, has
-an IP and is not terminating. On `410 Gone` (resourceVersion expired) or a dropped
-connection it lists again, so missed events are reconciled. In a pod, with no `api_url`,
-it uses the service-account token and CA and `KUBERNETES_SERVICE_HOST/PORT`.
+an IP and is not terminating. A prefill pod's bootstrap port (SGLang's
+`--disaggregation-bootstrap-port`) is read from its `sglfleet.io/bootstrap-port` annotation
+(or SGLang router's `sglang.ai/bootstrap-port`), else `bootstrap_port` in the config.
+On `410 Gone` (resourceVersion expired) or a dropped connection it lists again, so missed
+events are reconciled. In a pod, with no `api_url`, it uses the service-account token and CA
+and `KUBERNETES_SERVICE_HOST/PORT`.
 
-`attach(fleet, pool, cfg)` wires a watcher to a running `Fleet`: add_external_worker on
-Ready, remove_worker on unready/deleted.
+`attach(fleet, pool, cfg, role=...)` wires a watcher to a running `Fleet`: add_external_worker
+on Ready (with the role and bootstrap port), remove_worker on unready/deleted. A PD model
+gets one watcher per worker group.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import os
 import ssl
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,18 @@ from sglfleet.config import KubernetesDiscoveryConfig
 
 log = logging.getLogger("sglfleet.discovery")
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
-Callback = Callable[[str], Awaitable[None]]
+BOOTSTRAP_ANNOTATIONS = ("sglfleet.io/bootstrap-port", "sglang.ai/bootstrap-port")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One Ready pod as a worker: its URL and, for prefill pods, the bootstrap port."""
+
+    url: str
+    bootstrap_port: int | None = None
+
+
+Callback = Callable[[Endpoint], Awaitable[None]]
 
 
 class DiscoveryError(Exception):
@@ -37,6 +53,25 @@ class DiscoveryError(Exception):
 
 class Gone(Exception):
     """410: the watch's resourceVersion is too old; list again."""
+
+
+def bootstrap_port(pod: Mapping[str, Any], default: int | None) -> int | None:
+    """The pod's bootstrap port annotation (first of BOOTSTRAP_ANNOTATIONS), else `default`."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    for key in BOOTSTRAP_ANNOTATIONS:
+        value = str(annotations.get(key, "")).strip()
+        if value.isdigit() and 0 < int(value) < 65536:
+            return int(value)
+        if value:
+            log.warning("discovery: pod %s: annotation %s=%r is not a port; ignored",
+                        (pod.get("metadata") or {}).get("name"), key, value)
+    return default
+
+
+def pod_endpoint(pod: Mapping[str, Any], cfg: KubernetesDiscoveryConfig) -> Endpoint | None:
+    """The worker of a Ready pod (URL + bootstrap port); None while it is not a worker."""
+    url = pod_url(pod, cfg.port)
+    return None if url is None else Endpoint(url, bootstrap_port(pod, cfg.bootstrap_port))
 
 
 def pod_url(pod: Mapping[str, Any], port: int) -> str | None:
@@ -50,6 +85,10 @@ def pod_url(pod: Mapping[str, Any], port: int) -> str | None:
         return None
     host = f"[{ip}]" if ":" in ip else ip
     return f"http://{host}:{port}"
+
+
+def _order(e: Endpoint) -> tuple[str, int]:
+    return e.url, e.bootstrap_port or 0
 
 
 class PodWatcher:
@@ -71,8 +110,8 @@ class PodWatcher:
         else:
             raise DiscoveryError("discovery.api_url is unset and KUBERNETES_SERVICE_HOST is not set "
                                  "(not running in a pod); set discovery.api_url")
-        self.pods: dict[str, str | None] = {}  # pod name -> worker URL while ready
-        self.workers: set[str] = set()
+        self.pods: dict[str, Endpoint | None] = {}  # pod name -> worker while ready
+        self.workers: set[Endpoint] = set()
         self._task: asyncio.Task[None] | None = None
 
     # -- HTTP ---------------------------------------------------------------------------------
@@ -102,7 +141,7 @@ class PodWatcher:
             if resp.status != 200:
                 raise DiscoveryError(f"list pods: HTTP {resp.status}: {(await resp.text())[:200]}")
             body = await resp.json()
-        self.pods = {p["metadata"]["name"]: pod_url(p, self.cfg.port) for p in body.get("items") or []}
+        self.pods = {p["metadata"]["name"]: pod_endpoint(p, self.cfg) for p in body.get("items") or []}
         await self._reconcile()
         return str(body.get("metadata", {}).get("resourceVersion", ""))
 
@@ -131,7 +170,7 @@ class PodWatcher:
             raise DiscoveryError(f"watch error: {obj.get('message')}")
         meta = obj.get("metadata") or {}
         if kind in ("ADDED", "MODIFIED"):
-            self.pods[meta["name"]] = pod_url(obj, self.cfg.port)
+            self.pods[meta["name"]] = pod_endpoint(obj, self.cfg)
         elif kind == "DELETED":
             self.pods.pop(meta["name"], None)
         if kind != "BOOKMARK":
@@ -139,15 +178,16 @@ class PodWatcher:
         return meta.get("resourceVersion")
 
     async def _reconcile(self) -> None:
-        want = {u for u in self.pods.values() if u}
-        for url in sorted(want - self.workers):
-            self.workers.add(url)
-            log.info("discovery: worker %s ready (%s)", url, self.cfg.selector)
-            await self._on_add(url)
-        for url in sorted(self.workers - want):
-            self.workers.discard(url)
-            log.info("discovery: worker %s gone (%s)", url, self.cfg.selector)
-            await self._on_remove(url)
+        # An endpoint whose bootstrap port changed is removed, then added again.
+        want = {e for e in self.pods.values() if e}
+        for e in sorted(self.workers - want, key=_order):
+            self.workers.discard(e)
+            log.info("discovery: worker %s gone (%s)", e.url, self.cfg.selector)
+            await self._on_remove(e)
+        for e in sorted(want - self.workers, key=_order):
+            self.workers.add(e)
+            log.info("discovery: worker %s ready (%s)", e.url, self.cfg.selector)
+            await self._on_add(e)
 
     # -- lifecycle ------------------------------------------------------------------------------
     async def run(self) -> None:
@@ -176,17 +216,17 @@ class PodWatcher:
 
 
 def attach(fleet: Any, pool: Any, cfg: KubernetesDiscoveryConfig, api_key: str | None = None,
-           *, sa_dir: Path | None = None) -> PodWatcher:
-    """Start a watcher that keeps `pool`'s workers equal to the Ready pods (call from Fleet.start)."""
-    by_url: dict[str, Any] = {}
+           *, role: str | None = None, sa_dir: Path | None = None) -> PodWatcher:
+    """Start a watcher that keeps `pool`'s workers (of `role`, default `cfg.role`) equal to the
+    Ready pods (call from Fleet.start)."""
+    by_endpoint: dict[Endpoint, Any] = {}
+    role = role or cfg.role
 
-    async def add(url: str) -> None:
-        worker = fleet.add_external_worker(pool, url, api_key)
-        worker.role = cfg.role
-        by_url[url] = worker
+    async def add(e: Endpoint) -> None:
+        by_endpoint[e] = fleet.add_external_worker(pool, e.url, api_key, role=role, bootstrap_port=e.bootstrap_port)
 
-    async def remove(url: str) -> None:
-        worker = by_url.pop(url, None)
+    async def remove(e: Endpoint) -> None:
+        worker = by_endpoint.pop(e, None)
         if worker is not None:
             await fleet.remove_worker(worker.id)
 

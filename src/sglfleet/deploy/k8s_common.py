@@ -1,5 +1,13 @@
 """Kubernetes pieces shared by the plain, LWS and Dynamo flavours: options, labels, the
-SGLang container and pod spec, and the gateway (ConfigMap, RBAC, Deployment, Service)."""
+SGLang container and pod spec (with its prefill/decode role), and what the gateway is told
+about each engine (`gateway_workers`). The gateway's own objects are in `k8s_gateway`.
+
+Prefill/decode: each role is its own workload. A prefill pod names its bootstrap port
+(SGLang's `--disaggregation-bootstrap-port`, 8998 by default) as the container port
+`bootstrap` and in the annotation `sglfleet.io/bootstrap-port`, which the gateway's
+discovery reads; decode pods connect to that port on the prefill pod's IP. With
+`--disaggregation-ib-device` the container gets IPC_LOCK and `/dev/infiniband`.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +15,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sglfleet import __version__
-from sglfleet.config import FleetConfig
+from sglfleet.deploy.discovery import BOOTSTRAP_ANNOTATIONS
 from sglfleet.deploy.plan import (
     API_KEY_ENV,
-    GATEWAY_CONFIG_PATH,
-    GATEWAY_NAME,
     HF_CACHE_IN_CONTAINER,
     EngineUnit,
     Files,
     dump_yaml,
-    env_refs,
-    gateway_fleet,
     header,
+    worker_entries,
 )
 
 APP_LABEL = "app.kubernetes.io/name"
 MODEL_LABEL = "sglfleet.io/model"
 ROLE_LABEL = "sglfleet.io/role"
+BOOTSTRAP_ANNOTATION = BOOTSTRAP_ANNOTATIONS[0]
+IB_DEVICES = "/dev/infiniband"
 Obj = dict[str, Any]
 
 
@@ -39,6 +46,10 @@ class K8sOptions:
     tolerations: tuple[dict[str, str], ...] = (
         {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},)
     dynamo_image: str = "nvcr.io/nvidia/ai-dynamo/sglang-runtime:0.6.1"
+    host_network: bool = False  # engine pods on the node's network (RDMA setups without an RDMA CNI)
+    gateway_replicas: int = 2
+    gateway_hpa_max: int | None = None  # HorizontalPodAutoscaler on CPU up to this many replicas
+    gateway_hpa_cpu_percent: int = 70
 
 
 def meta(name: str, opts: K8sOptions, labels: dict[str, str] | None = None) -> Obj:
@@ -47,14 +58,28 @@ def meta(name: str, opts: K8sOptions, labels: dict[str, str] | None = None) -> O
 
 
 def engine_labels(u: EngineUnit) -> dict[str, str]:
-    return {APP_LABEL: "sglang", MODEL_LABEL: u.name.removeprefix("sglang-"), ROLE_LABEL: u.role}
+    """app=sglang, the model (same for both PD roles) and the role (server | prefill | decode)."""
+    model = u.name.removeprefix("sglang-")
+    if u.role != "server":
+        model = model.removesuffix(f"-{u.role}")
+    return {APP_LABEL: "sglang", MODEL_LABEL: model, ROLE_LABEL: u.role}
+
+
+def engine_annotations(u: EngineUnit) -> dict[str, str]:
+    """Pod annotations the gateway's discovery reads: a prefill pod's bootstrap port."""
+    return {BOOTSTRAP_ANNOTATION: str(u.bootstrap_port)} if u.role == "prefill" else {}
+
+
+def pod_metadata(labels: dict[str, str], u: EngineUnit) -> Obj:
+    annotations = engine_annotations(u)
+    return {"labels": labels, **({"annotations": annotations} if annotations else {})}
 
 
 def selector_string(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in labels.items())
 
 
-def _http_probe(path: str, period: int, failures: int, timeout: int) -> Obj:
+def http_probe(path: str, period: int, failures: int, timeout: int) -> Obj:
     return {"httpGet": {"path": path, "port": "http"}, "periodSeconds": period,
             "failureThreshold": failures, "timeoutSeconds": timeout}
 
@@ -73,20 +98,28 @@ def engine_container(u: EngineUnit, opts: K8sOptions, *, extra_args: list[str] |
     mounts: list[Obj] = [{"name": "dshm", "mountPath": "/dev/shm"},
               {"name": "model-cache", "mountPath": HF_CACHE_IN_CONTAINER}]
     mounts += [{"name": f"model-dir-{i}", "mountPath": p, "readOnly": True} for i, p in enumerate(u.local_paths)]
+    ports: list[Obj] = [{"name": "http", "containerPort": u.port}]
+    if u.role == "prefill":
+        ports.append({"name": "bootstrap", "containerPort": u.bootstrap_port})
+    if u.profile.disaggregation_ib_device:
+        mounts.append({"name": "infiniband", "mountPath": IB_DEVICES})
     c: Obj = {
         "name": "sglang", "image": u.image, "command": argv[:3], "args": argv[3:],
-        "ports": [{"name": "http", "containerPort": u.port}],
+        "ports": ports,
         "env": env,
         "resources": {"limits": {"nvidia.com/gpu": gpus}, "requests": {"nvidia.com/gpu": gpus}},
         "volumeMounts": mounts,
     }
+    if u.profile.disaggregation_ib_device:
+        # RDMA memory registration pins pages: the KV transfer needs IPC_LOCK.
+        c["securityContext"] = {"capabilities": {"add": ["IPC_LOCK"]}}
     if probes:
         path = u.profile.health_path
         # Start-up gets the model's whole start-up timeout; liveness is lenient because
         # SGLang's /health runs a 1-token generation that can be slow under load.
-        c["startupProbe"] = _http_probe(path, 10, max(1, u.startup_s // 10), 5)
-        c["readinessProbe"] = _http_probe(path, 10, 3, 5)
-        c["livenessProbe"] = _http_probe(path, 30, 5, 10)
+        c["startupProbe"] = http_probe(path, 10, max(1, u.startup_s // 10), 5)
+        c["readinessProbe"] = http_probe(path, 10, 3, 5)
+        c["livenessProbe"] = http_probe(path, 30, 5, 10)
     return c
 
 
@@ -97,7 +130,12 @@ def engine_pod_spec(u: EngineUnit, container: Obj, opts: K8sOptions) -> Obj:
     ]
     volumes += [{"name": f"model-dir-{i}", "hostPath": {"path": p, "type": "Directory"}}
                 for i, p in enumerate(u.local_paths)]
+    if u.profile.disaggregation_ib_device:
+        volumes.append({"name": "infiniband", "hostPath": {"path": IB_DEVICES, "type": "Directory"}})
     spec: Obj = {"terminationGracePeriodSeconds": 60, "containers": [container], "volumes": volumes}
+    if opts.host_network:
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
     if opts.node_selector:
         spec["nodeSelector"] = dict(opts.node_selector)
     if opts.tolerations:
@@ -105,49 +143,29 @@ def engine_pod_spec(u: EngineUnit, container: Obj, opts: K8sOptions) -> Obj:
     return spec
 
 
-def service(name: str, selector: dict[str, str], port: int, opts: K8sOptions, labels: dict[str, str]) -> Obj:
+def service(name: str, selector: dict[str, str], port: int, opts: K8sOptions, labels: dict[str, str],
+            bootstrap_port: int | None = None) -> Obj:
+    ports: list[Obj] = [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]
+    if bootstrap_port is not None:
+        ports.append({"name": "bootstrap", "port": bootstrap_port, "targetPort": "bootstrap", "protocol": "TCP"})
     return {"apiVersion": "v1", "kind": "Service", "metadata": meta(name, opts, labels),
-            "spec": {"selector": selector, "ports": [
-                {"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]}}
+            "spec": {"selector": selector, "ports": ports}}
 
 
-def gateway_objects(cfg: FleetConfig, workers: dict[str, dict[str, Any]], opts: K8sOptions) -> list[Obj]:
-    """ConfigMap with the gateway's fleet file, RBAC when it discovers pods, Deployment, Service."""
-    port = cfg.gateway.port or 8000
-    fleet_text = dump_yaml(gateway_fleet(cfg, port=port, workers=workers))
-    labels = {APP_LABEL: GATEWAY_NAME}
-    objs: list[Obj] = [{"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(GATEWAY_NAME, opts, labels),
-                        "data": {"fleet.yaml": fleet_text}}]
-    discovers = any("discovery" in w for w in workers.values())
-    pod: Obj = {"containers": [{
-        "name": "gateway", "image": opts.gateway_image,
-        "command": ["sglfleet", "serve", "--config", GATEWAY_CONFIG_PATH],
-        "ports": [{"name": "http", "containerPort": port}],
-        "env": [{"name": n, "valueFrom": {"secretKeyRef": {"name": opts.gateway_secret, "key": n}}}
-                for n in env_refs(fleet_text)],
-        "readinessProbe": _http_probe("/ready", 5, 3, 3),
-        "livenessProbe": _http_probe("/health", 10, 3, 5),
-        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}},
-        "volumeMounts": [{"name": "config", "mountPath": "/etc/sglfleet", "readOnly": True}],
-    }], "volumes": [{"name": "config", "configMap": {"name": GATEWAY_NAME}}],
-        "terminationGracePeriodSeconds": 45}
-    if discovers:
-        pod["serviceAccountName"] = GATEWAY_NAME
-        objs += [
-            {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(GATEWAY_NAME, opts, labels)},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
-             "metadata": meta(f"{GATEWAY_NAME}-pods", opts, labels),
-             "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]},
-            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-             "metadata": meta(f"{GATEWAY_NAME}-pods", opts, labels),
-             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{GATEWAY_NAME}-pods"},
-             "subjects": [{"kind": "ServiceAccount", "name": GATEWAY_NAME, "namespace": opts.namespace}]},
-        ]
-    objs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(GATEWAY_NAME, opts, labels),
-                 "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                          "template": {"metadata": {"labels": labels}, "spec": pod}}})
-    objs.append(service(GATEWAY_NAME, labels, port, opts, labels))
-    return objs
+def engine_service(u: EngineUnit, selector: dict[str, str], opts: K8sOptions) -> Obj:
+    """The engine's Service (http, and bootstrap for prefill): for people and tools; the
+    gateway itself routes to each pod."""
+    return service(u.name, selector, u.port, opts, engine_labels(u),
+                   u.bootstrap_port if u.role == "prefill" else None)
+
+
+def gateway_workers(units: list[EngineUnit], selectors: dict[str, dict[str, str]],
+                    opts: K8sOptions) -> dict[str, dict[str, Any]]:
+    """What the gateway's fleet file says about each model's workers: a `discovery` per unit
+    (aggregated model, or each group of a PD model). `selectors` maps each unit's name to the
+    labels that select its serving pods; prefill pods announce their bootstrap port."""
+    return worker_entries(units, lambda u: {"discovery": {
+        "namespace": opts.namespace, "selector": selector_string(selectors[u.name]), "port": u.port}})
 
 
 def to_files(objs: list[Obj], flavor: str) -> Files:

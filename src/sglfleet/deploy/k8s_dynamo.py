@@ -11,7 +11,8 @@ from itertools import groupby
 from typing import Any
 
 from sglfleet.config import FleetConfig
-from sglfleet.deploy.k8s_common import MODEL_LABEL, K8sOptions, Obj, gateway_objects, meta, to_files
+from sglfleet.deploy.k8s_common import MODEL_LABEL, K8sOptions, Obj, meta, to_files
+from sglfleet.deploy.k8s_gateway import gateway_objects
 from sglfleet.deploy.plan import EngineUnit, Files, engine_units, slug
 
 FRONTEND_PORT = 8000

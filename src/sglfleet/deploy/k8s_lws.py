@@ -5,11 +5,13 @@ launch argv plus `--dist-init-addr $(LWS_LEADER_ADDRESS):PORT --nnodes $(LWS_GRO
 --node-rank $(LWS_WORKER_INDEX)` (LWS injects these variables). A group restarts as a whole
 (`RecreateGroupOnPodRestart`); only the leader (worker index 0) serves HTTP, so the Service
 and the gateway's discovery select leader pods.
+
+A prefill/decode model becomes two LeaderWorkerSets, `<name>-prefill` and `<name>-decode`
+(each role its own group size); the leader of a prefill group runs the bootstrap server, so
+the gateway's prefill group discovers prefill leaders and reads their bootstrap port.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from sglfleet.config import FleetConfig
 from sglfleet.deploy.k8s_common import (
@@ -18,13 +20,14 @@ from sglfleet.deploy.k8s_common import (
     engine_container,
     engine_labels,
     engine_pod_spec,
-    gateway_objects,
+    engine_service,
+    gateway_workers,
     meta,
-    service,
+    pod_metadata,
     to_files,
 )
-from sglfleet.deploy.k8s_plain import discovery_for
-from sglfleet.deploy.plan import EngineUnit, Files, engine_units, require_aggregated
+from sglfleet.deploy.k8s_gateway import gateway_objects
+from sglfleet.deploy.plan import EngineUnit, Files, engine_units
 
 DIST_INIT_PORT = 20000
 LWS_NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
@@ -58,7 +61,7 @@ def _lws(u: EngineUnit, opts: K8sOptions) -> Obj:
             "leaderWorkerTemplate": {
                 "size": size,
                 "restartPolicy": "RecreateGroupOnPodRestart",
-                "leaderTemplate": {"metadata": {"labels": labels},
+                "leaderTemplate": {"metadata": pod_metadata(labels, u),
                                    "spec": engine_pod_spec(u, leader, opts)},
                 "workerTemplate": {"metadata": {"labels": labels},
                                    "spec": engine_pod_spec(u, worker, opts)},
@@ -70,12 +73,11 @@ def _lws(u: EngineUnit, opts: K8sOptions) -> Obj:
 def render(cfg: FleetConfig, opts: K8sOptions | None = None) -> Files:
     opts = opts or K8sOptions()
     units = engine_units(cfg)
-    require_aggregated(units, "k8s --flavor lws")
     objs: list[Obj] = []
-    workers: dict[str, dict[str, Any]] = {}
+    selectors: dict[str, dict[str, str]] = {}
     for u in units:
         objs.append(_lws(u, opts))
         leaders = {LWS_NAME_LABEL: u.name, LWS_INDEX_LABEL: "0"}
-        objs.append(service(u.name, leaders, u.port, opts, engine_labels(u)))
-        workers[u.model.name] = discovery_for(u, leaders, opts)
-    return to_files(objs + gateway_objects(cfg, workers, opts), "lws")
+        objs.append(engine_service(u, leaders, opts))
+        selectors[u.name] = leaders
+    return to_files(objs + gateway_objects(cfg, gateway_workers(units, selectors, opts), opts), "lws")

@@ -1,10 +1,14 @@
 """Kubernetes, plain flavour: one Deployment (Recreate: GPUs cannot be double-booked by a
 rolling update) + Service per SGLang engine, and the gateway, which finds the engine pods
-through the Kubernetes API (label selector, watch) and routes to each pod directly."""
+through the Kubernetes API (label selector, watch) and routes to each pod directly.
+
+A prefill/decode model becomes two Deployments, `<name>-prefill` and `<name>-decode`, each
+with its role's SGLang flags (`--disaggregation-mode`, transfer backend, bootstrap port, IB
+device); the gateway's fleet file gets a PD model whose `prefill` and `decode` groups
+discover their pods by the role label.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from sglfleet.config import FleetConfig
 from sglfleet.deploy.k8s_common import (
@@ -13,32 +17,28 @@ from sglfleet.deploy.k8s_common import (
     engine_container,
     engine_labels,
     engine_pod_spec,
-    gateway_objects,
+    engine_service,
+    gateway_workers,
     meta,
-    selector_string,
-    service,
+    pod_metadata,
     to_files,
 )
-from sglfleet.deploy.plan import EngineUnit, Files, engine_units, require_aggregated
-
-
-def discovery_for(u: EngineUnit, labels: dict[str, str], opts: K8sOptions) -> dict[str, Any]:
-    return {"discovery": {"namespace": opts.namespace, "selector": selector_string(labels), "port": u.port}}
+from sglfleet.deploy.k8s_gateway import gateway_objects
+from sglfleet.deploy.plan import Files, engine_units
 
 
 def render(cfg: FleetConfig, opts: K8sOptions | None = None) -> Files:
     opts = opts or K8sOptions()
     units = engine_units(cfg)
-    require_aggregated(units, "k8s --flavor plain")
     objs: list[Obj] = []
-    workers: dict[str, dict[str, Any]] = {}
+    selectors: dict[str, dict[str, str]] = {}
     for u in units:
         labels = engine_labels(u)
         spec = engine_pod_spec(u, engine_container(u, opts), opts)
         objs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(u.name, opts, labels),
                      "spec": {"replicas": u.replicas, "strategy": {"type": "Recreate"},
                               "selector": {"matchLabels": labels},
-                              "template": {"metadata": {"labels": labels}, "spec": spec}}})
-        objs.append(service(u.name, labels, u.port, opts, labels))
-        workers[u.model.name] = discovery_for(u, labels, opts)
-    return to_files(objs + gateway_objects(cfg, workers, opts), "plain")
+                              "template": {"metadata": pod_metadata(labels, u), "spec": spec}}})
+        objs.append(engine_service(u, labels, opts))
+        selectors[u.name] = labels
+    return to_files(objs + gateway_objects(cfg, gateway_workers(units, selectors, opts), opts), "plain")

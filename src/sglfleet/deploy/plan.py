@@ -9,6 +9,7 @@ environment (env file, compose `.env`, Kubernetes Secret).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ GATEWAY_CONFIG_PATH = "/etc/sglfleet/fleet.yaml"
 GATEWAY_NAME = "sglfleet-gateway"
 HF_CACHE_IN_CONTAINER = "/root/.cache/huggingface"
 API_KEY_ENV = "SGLANG_API_KEY"
+DEFAULT_BOOTSTRAP_PORT = 8998  # SGLang's --disaggregation-bootstrap-port default
 _SENTINEL = "\ue000{"  # stands in for "${" while the fleet file is validated
 _VAR_NAME = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 
@@ -45,6 +47,11 @@ class EngineUnit:
     @property
     def port(self) -> int:
         return self.profile.port
+
+    @property
+    def bootstrap_port(self) -> int:
+        """The port a prefill server's bootstrap server listens on (decode servers connect to it)."""
+        return self.profile.disaggregation_bootstrap_port or DEFAULT_BOOTSTRAP_PORT
 
     @property
     def replicas(self) -> int:
@@ -144,12 +151,46 @@ def engine_units(cfg: FleetConfig) -> list[EngineUnit]:
     return units
 
 
-def require_aggregated(units: list[EngineUnit], target: str) -> None:
-    pd = sorted({u.model.name for u in units if u.role != "server"})
-    if pd:
-        raise DeployError(
-            f"model(s) {pd} are disaggregated prefill/decode; {target} renders aggregated engines "
-            "only. Use `sglfleet deploy k8s --flavor dynamo`, or drop the PD preset.")
+def worker_entries(units: list[EngineUnit],
+                   source: Callable[[EngineUnit], dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Model name -> how the deployed gateway finds its workers, for `gateway_fleet`.
+    `source(u)` says where one unit's workers are (`{"urls": [...]}`, with `bootstrap_ports`
+    for prefill, or `{"discovery": {...}}`). A PD model gets `prefill` and `decode` groups;
+    the prefill group keeps the model's policy (prefix-aware choice pays off where the prompt
+    is computed), the decode group the group default (least_load)."""
+    workers: dict[str, dict[str, Any]] = {}
+    for u in units:
+        if u.role == "server":
+            workers[u.model.name] = source(u)
+            continue
+        group = source(u)
+        if u.role == "prefill" and u.model.policy != "least_load":
+            group["policy"] = u.model.policy
+        workers.setdefault(u.model.name, {})[u.role] = group
+    for name, entry in workers.items():
+        roles = set(entry) & {"prefill", "decode"}
+        if len(roles) == 1:
+            (have,) = roles
+            missing = "decode" if have == "prefill" else "prefill"
+            raise DeployError(f"model {name!r} has a {have} server but no {missing} server; give it a preset "
+                              "with both roles (e.g. deepseek-r1-distill-llama-8b-pd)")
+    return workers
+
+
+def gpu_ids(units: list[EngineUnit]) -> dict[str, list[int]]:
+    """One host, several engines (compose, systemd): each engine's own GPU indices, consecutive
+    in file order. Empty for a single engine (it gets the host's GPUs as before) and skipped
+    for an engine whose profile env sets CUDA_VISIBLE_DEVICES itself."""
+    if len(units) < 2:
+        return {}
+    out: dict[str, list[int]] = {}
+    nxt = 0
+    for u in units:
+        if "CUDA_VISIBLE_DEVICES" in u.profile.env:
+            continue
+        out[u.name] = list(range(nxt, nxt + u.gpus_per_node))
+        nxt += u.gpus_per_node
+    return out
 
 
 def gateway_fleet(cfg: FleetConfig, *, port: int, workers: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -170,7 +211,8 @@ def gateway_fleet(cfg: FleetConfig, *, port: int, workers: dict[str, dict[str, A
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # a label dict used twice is written out twice, not as &id001 / *id001
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

@@ -104,10 +104,10 @@ def from_file(path: Path, default_port: int | None) -> list[str]:
 
 def from_kubernetes(cfg: KubernetesDiscoveryConfig) -> list[str]:
     """The Ready pods' addresses, from one list call (route-sync runs from a timer)."""
-    from sglfleet.deploy.discovery import DiscoveryError, PodWatcher
+    from sglfleet.deploy.discovery import DiscoveryError, Endpoint, PodWatcher
 
     async def once() -> list[str]:
-        async def noop(_: str) -> None:
+        async def noop(_: Endpoint) -> None:
             return None
 
         watcher = PodWatcher(cfg, on_add=noop, on_remove=noop)
@@ -115,7 +115,7 @@ def from_kubernetes(cfg: KubernetesDiscoveryConfig) -> list[str]:
             await watcher.list_pods()
         finally:
             await watcher.stop()
-        return sorted(u.removeprefix("http://") for u in watcher.workers)
+        return sorted({e.url.removeprefix("http://") for e in watcher.workers})
 
     try:
         return asyncio.run(once())

@@ -4,6 +4,9 @@ service + timer running `sglfleet deploy watchdog` (served model list, health, r
 Engines run natively (`python3 -m sglang.launch_server`) and bind the address in their
 profile (seed 004: a GPU host's private IP, not 0.0.0.0). Secrets come from one
 environment file (`EnvironmentFile=-/etc/sglfleet/sglfleet.env`); none is rendered.
+Several engines get their own GPUs (`CUDA_VISIBLE_DEVICES`, consecutive in file order). A
+prefill/decode model is two units, `...-prefill` and `...-decode` (give the decode role its
+own port in the preset); the gateway's PD model points at both, with the bootstrap port.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 from sglfleet.config import FleetConfig
 from sglfleet.deploy.plan import (
@@ -21,8 +25,9 @@ from sglfleet.deploy.plan import (
     engine_units,
     env_refs,
     gateway_fleet,
+    gpu_ids,
     header,
-    require_aggregated,
+    worker_entries,
 )
 
 _RESTART = {"always": "always", "on-failure": "on-failure", "never": "no"}
@@ -58,14 +63,15 @@ def engine_unit_name(u: EngineUnit, opts: SystemdOptions) -> str:
     return f"{opts.prefix}-{u.name}.service"
 
 
-def _engine(u: EngineUnit, opts: SystemdOptions) -> str:
+def _engine(u: EngineUnit, opts: SystemdOptions, gpus: list[int] | None) -> str:
     r = u.model.restart
     secret = f"${{{API_KEY_ENV}}}" if u.profile.api_key is not None else None
     service: list[tuple[str, str]] = [("Type", "simple")]
     if opts.user:
         service.append(("User", opts.user))
     service += [("EnvironmentFile", f"-{opts.env_file}")]
-    service += [("Environment", shlex.quote(f"{k}={v}")) for k, v in sorted(u.profile.env.items())]
+    env = dict(u.profile.env) | ({"CUDA_VISIBLE_DEVICES": ",".join(map(str, gpus))} if gpus is not None else {})
+    service += [("Environment", shlex.quote(f"{k}={v}")) for k, v in sorted(env.items())]
     service += [
         ("ExecStart", _quote(u.argv(secret_ref=secret))),
         ("Restart", _RESTART[r.autorestart]),
@@ -108,17 +114,24 @@ def _gateway(cfg: FleetConfig, engines: list[str], opts: SystemdOptions) -> str:
     })
 
 
+def _source(u: EngineUnit) -> dict[str, Any]:
+    group: dict[str, Any] = {"urls": [u.profile.base_url]}
+    if u.role == "prefill":
+        group["bootstrap_ports"] = [u.bootstrap_port]
+    return group
+
+
 def render(cfg: FleetConfig, opts: SystemdOptions = SystemdOptions()) -> Files:
     units = engine_units(cfg)
-    require_aggregated(units, "systemd")
     files: Files = {}
     checks = []
+    ids = gpu_ids(units)
     for u in units:
         name = engine_unit_name(u, opts)
-        files[name] = _engine(u, opts)
+        files[name] = _engine(u, opts, ids.get(u.name))
         checks.append({"unit": name, "url": u.profile.base_url, "served_model": u.model.served_model})
     port = cfg.gateway.port or 8000
-    workers = {u.model.name: {"urls": [u.profile.base_url]} for u in units}
+    workers = worker_entries(units, _source)
     fleet_text = header("systemd") + dump_yaml(gateway_fleet(cfg, port=port, workers=workers))
     files["fleet.yaml"] = fleet_text
     files[f"{opts.prefix}-gateway.service"] = _gateway(cfg, [engine_unit_name(u, opts) for u in units], opts)

@@ -40,7 +40,7 @@ async def check_engine(session: aiohttp.ClientSession, engine: dict[str, Any], t
 
 
 async def check_all(spec_path: Path, timeout_s: float = 30.0) -> list[Check]:
-    engines = json.loads(spec_path.read_text())["engines"]
+    engines = json.loads(await asyncio.to_thread(spec_path.read_text))["engines"]
     async with aiohttp.ClientSession() as session:
         return list(await asyncio.gather(*(check_engine(session, e, timeout_s) for e in engines)))
 

@@ -48,6 +48,7 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("disaggregation_mode", "--disaggregation-mode"),
     ("disaggregation_transfer_backend", "--disaggregation-transfer-backend"),
     ("disaggregation_bootstrap_port", "--disaggregation-bootstrap-port"),
+    ("disaggregation_ib_device", "--disaggregation-ib-device"),
     ("enable_dp_attention", "--enable-dp-attention"),
     ("enable_metrics", "--enable-metrics"),
     ("trust_remote_code", "--trust-remote-code"),
@@ -90,6 +91,7 @@ class SGLangProfile(BaseModel):
     disaggregation_mode: Literal["null", "prefill", "decode"] | None = None
     disaggregation_transfer_backend: str | None = None
     disaggregation_bootstrap_port: int | None = Field(None, ge=1, le=65535)
+    disaggregation_ib_device: str | None = None  # RDMA device(s) for the KV transfer, e.g. "mlx5_0,mlx5_1"
     enable_dp_attention: bool = False
     enable_metrics: bool = False
     trust_remote_code: bool = False
