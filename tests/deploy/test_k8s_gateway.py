@@ -3,13 +3,11 @@ probes on /ready and /health, a shutdown window that matches `sglfleet serve`, o
 
 from __future__ import annotations
 
-import inspect
-import re
 from typing import Any
 
 import pytest
 
-from sglfleet.deploy import k8s_dynamo, k8s_gateway, k8s_lws, k8s_plain
+from sglfleet.deploy import k8s_dynamo, k8s_lws, k8s_plain
 from sglfleet.deploy.k8s_common import K8sOptions
 from sglfleet.deploy.plan import DeployError
 from tests.deploy.test_k8s import docs, validate_core
@@ -43,22 +41,13 @@ def test_gateway_is_replicated_spread_and_protected(flavor: str, aggregated: Any
     assert not any(o["kind"] == "HorizontalPodAutoscaler" for o in objs)
 
 
-def serve_grace_s() -> int:
-    """The graceful-shutdown window `sglfleet serve` gives in-flight requests (uvicorn)."""
-    from sglfleet.api import cli
-
-    found = re.findall(r"timeout_graceful_shutdown=(\d+)", inspect.getsource(cli.run_gateway))
-    assert len(found) == 1, "sglfleet serve's shutdown grace moved; update k8s_gateway"
-    return int(found[0])
-
-
 def test_shutdown_window_matches_the_gateway(aggregated: Any) -> None:
-    assert k8s_gateway.GATEWAY_SHUTDOWN_GRACE_S == serve_grace_s()
     spec = gateway(docs(k8s_plain.render(aggregated)), "Deployment")["spec"]["template"]["spec"]
     pre_stop = spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"]
     assert pre_stop[0] == "sleep"
     # Kubernetes counts the preStop hook inside the grace period: sleep, drain, clean up.
-    assert spec["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + serve_grace_s() + 5
+    grace = aggregated.gateway.shutdown_grace_s
+    assert spec["terminationGracePeriodSeconds"] >= int(pre_stop[1]) + grace + 5
 
 
 def test_optional_cpu_autoscaler(aggregated: Any) -> None:

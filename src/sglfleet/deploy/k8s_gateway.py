@@ -5,9 +5,10 @@ PodDisruptionBudget, an optional CPU HorizontalPodAutoscaler, and its Service.
 Rolling updates and node drains drop no request that fits the shutdown window: a
 terminating pod first keeps serving for `PRESTOP_S` while Service endpoints and ingress
 controllers forget it (`preStop` sleep), then gets SIGTERM and finishes its in-flight
-requests for up to `GATEWAY_SHUTDOWN_GRACE_S` (uvicorn's graceful shutdown in
-`sglfleet serve`), then closes its engines' connections; `terminationGracePeriodSeconds`
-covers all three. A new pod takes traffic only once `/ready` answers; `maxUnavailable: 0`
+requests for up to the fleet's `gateway.shutdown_grace_s` (`sglfleet serve` stops admitting,
+answers /ready 503, lets requests finish, then ends what is left with an error event), then
+closes its engines' connections; `terminationGracePeriodSeconds` covers all three.
+A new pod takes traffic only once `/ready` answers; `maxUnavailable: 0`
 keeps the full count serving during a rollout.
 """
 
@@ -20,9 +21,11 @@ from sglfleet.deploy.k8s_common import APP_LABEL, K8sOptions, Obj, http_probe, m
 from sglfleet.deploy.plan import GATEWAY_CONFIG_PATH, GATEWAY_NAME, DeployError, dump_yaml, env_refs, gateway_fleet
 
 PRESTOP_S = 10  # endpoint removal reaches kube-proxy and ingress controllers within seconds
-GATEWAY_SHUTDOWN_GRACE_S = 10  # `timeout_graceful_shutdown` of uvicorn in `sglfleet serve`
-CLEANUP_S = 10  # fleet shutdown after the server stopped: health checkers, watchers, sessions
-TERMINATION_GRACE_S = PRESTOP_S + GATEWAY_SHUTDOWN_GRACE_S + CLEANUP_S
+CLEANUP_S = 10  # last bytes of cut streams, uvicorn's own stop, then health checkers, watchers, sessions
+
+
+def termination_grace_s(cfg: FleetConfig) -> int:
+    return PRESTOP_S + int(cfg.gateway.shutdown_grace_s + 0.999) + CLEANUP_S
 
 
 def _discovers(workers: dict[str, dict[str, Any]]) -> bool:
@@ -53,7 +56,8 @@ def _spread(labels: dict[str, str]) -> list[Obj]:
     ]
 
 
-def _pod(fleet_text: str, port: int, opts: K8sOptions, labels: dict[str, str], discovers: bool) -> Obj:
+def _pod(fleet_text: str, port: int, opts: K8sOptions, labels: dict[str, str], discovers: bool,
+         grace_s: int) -> Obj:
     container: Obj = {
         "name": "gateway", "image": opts.gateway_image,
         "command": ["sglfleet", "serve", "--config", GATEWAY_CONFIG_PATH],
@@ -67,7 +71,7 @@ def _pod(fleet_text: str, port: int, opts: K8sOptions, labels: dict[str, str], d
         "volumeMounts": [{"name": "config", "mountPath": "/etc/sglfleet", "readOnly": True}],
     }
     pod: Obj = {"containers": [container], "volumes": [{"name": "config", "configMap": {"name": GATEWAY_NAME}}],
-                "terminationGracePeriodSeconds": TERMINATION_GRACE_S, "topologySpreadConstraints": _spread(labels)}
+                "terminationGracePeriodSeconds": grace_s, "topologySpreadConstraints": _spread(labels)}
     if discovers:
         pod["serviceAccountName"] = GATEWAY_NAME
     return pod
@@ -90,7 +94,8 @@ def gateway_objects(cfg: FleetConfig, workers: dict[str, dict[str, Any]], opts: 
         objs += _rbac(opts, labels)
     spec: Obj = {"replicas": opts.gateway_replicas, "selector": {"matchLabels": labels},
                  "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-                 "template": {"metadata": {"labels": labels}, "spec": _pod(fleet_text, port, opts, labels, discovers)}}
+                 "template": {"metadata": {"labels": labels}, "spec": _pod(fleet_text, port, opts, labels, discovers,
+                                                                            termination_grace_s(cfg))}}
     if opts.gateway_hpa_max is not None:
         del spec["replicas"]  # the autoscaler owns the count; `kubectl apply` must not reset it
     objs.append({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(GATEWAY_NAME, opts, labels),
