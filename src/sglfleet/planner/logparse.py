@@ -7,7 +7,7 @@ Lines understood (all SGLang versions seen in public logs, 2024-10 .. 2026):
 - `Load weight begin. avail mem=77.43 GB`
 - `Load weight end. [elapsed=.., ]type=Grok1ForCausalLM, [dtype=..|quant=..], avail mem=40.69 GB, mem usage=36.73 GB.`
 - `KV Cache is allocated. [dtype: .., ]#tokens: 903439, K size: 13.79 GB, V size: 13.79 GB` (or `KV size: X GB`)
-- `max_total_num_tokens=903439, chunked_prefill_size=.., max_running_requests=.., context_len=.., available_gpu_mem=10.26 GB`
+- `max_total_num_tokens=903439, ..., max_running_requests=.., context_len=.., available_gpu_mem=10.26 GB`
 - `device_name=NVIDIA_H100_80GB_HBM3` (kernel-config messages) and `lmsysorg/sglang:v0.5.2rc2` (image tags)
 
 SGLang's "GB" is GiB. With tensor parallelism every rank logs; the figures of the first rank
@@ -141,14 +141,16 @@ def last_run(text: str) -> str:
 
 def parse_startup_log(text: str) -> StartupFigures:
     """Parse one SGLang start-up log (the last run, if there are several)."""
-    text = last_run(text.replace("\r", "").replace(" ⏎ ", "\n").replace("⏎", "\n"))
+    full = text.replace("\r", "").replace(" ⏎ ", "\n").replace("⏎", "\n")
+    text = last_run(full)
+    run_start = len(full) - len(text)
     begin = _first_rank(list(_BEGIN.finditer(text)))
     end = _first_rank(list(_END.finditer(text)))
     kv = _first_rank(list(_KV.finditer(text)))
     dist = _first_rank(list(_DIST.finditer(text)))
     args_m = _ARGS.search(text)
     args = parse_server_args(args_m.group(1)) if args_m else {}
-    page = _PAGE.search(text)
+    page = _PAGE.search(full, max(0, run_start - 2000))  # logged just before server_args
     if page and args.get("page_size") in (None, 1):
         args["page_size"] = int(page.group(1))  # SGLang raised it for the attention backend
     free = float(begin.group(2)) if begin else None

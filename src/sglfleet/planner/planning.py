@@ -88,8 +88,8 @@ def resolve_model(model: str) -> tuple[ModelArch, Any]:
     if (path / "config.json").is_file() or path.name == "config.json":
         return load_config(path), None
     raise KeyError(
-        f"{model!r} is neither a preset ({', '.join(list_presets())}), a bundled model, "
-        "nor a directory with a config.json"
+        f"{model!r} is neither a preset ({', '.join(list_presets())}), a bundled model "
+        f"({', '.join(list_bundled_models())}), nor a directory with a config.json"
     )
 
 

@@ -5,11 +5,12 @@ given) three times; a log only matches the planner when the planner applies the 
 version that wrote it. Each rule names the pull request that introduced it (the snapshot of
 sgl-project/sglang was too large to fetch here, so merge commits are cited by PR):
 
-| rule | SGLang versions | introduced by |
-|---|---|---|
-| `by-tp` | <= 0.4.6 | tp-size table in `ServerArgs.__post_init__` (0.88 / 0.87 / 0.85 / 0.81 / 0.79); B200 tweak in sgl-project/sglang#6718 (2025-05-28) |
-| `tiered-reserve` | 0.4.7 - 0.5.2 | sgl-project/sglang#7054 "Simplify the heuristics for setting --mem-fraction-static" (merged 2025-06-10) |
-| `computed-reserve` | >= 0.5.3 | sgl-project/sglang#10975 "Use more general heuristics to set the default value of --mem-fraction-static" (merged 2025-09-27) |
+- `by-tp` (SGLang <= 0.4.6): a table by tp size in `ServerArgs.__post_init__`
+  (0.88 / 0.87 / 0.85 / 0.81 / 0.79 for tp 1 / 2 / 4 / 8 / 16); B200 tweak in sgl-project/sglang#6718.
+- `tiered-reserve` (0.4.7 .. 0.5.2): sgl-project/sglang#7054 "Simplify the heuristics for setting
+  --mem-fraction-static", merged 2025-06-10.
+- `computed-reserve` (>= 0.5.3): sgl-project/sglang#10975 "Use more general heuristics to set the
+  default value of --mem-fraction-static", merged 2025-09-27.
 
 The release boundaries (0.4.7, 0.5.3) are the first releases after each merge [uncertain by
 one patch release]. Values checked against logs: `tiered-reserve` gives 0.831 for H100 tp 8
