@@ -125,3 +125,32 @@ def test_unknown_gpu_lists_known_ones(app: typer.Typer) -> None:
     assert res.exit_code == 2 and "RTX3090" in res.output and "--gpu-mem-gib" in res.output
     ok = runner.invoke(app, ["plan", "qwen3-8b", "--gpu", "voodoo5", "--gpu-mem-gib", "12", "--json"])
     assert ok.exit_code == 0 and json.loads(ok.output)["gpu_memory_gb"] == 12
+
+
+def test_engine_startup_puts_real_figures_next_to_the_plan() -> None:
+    from sglfleet.planner.calibration import engine_startup
+
+    text = (DATA / "qwen3_30b_a3b_fp8_h100_tp1.log").read_text()
+    fig = engine_startup(text, model="Qwen/Qwen3-30B-A3B-FP8")
+    assert fig is not None and fig["actual"]["max_total_num_tokens"] == 392920
+    assert fig["predicted"] is not None and fig["predicted"]["weights_gb_per_gpu"] == pytest.approx(29.15, rel=0.05)
+    unknown = engine_startup(text, model="org/not-bundled")
+    assert unknown is not None and unknown["predicted"] is None and unknown["actual"]["weights_gb_per_gpu"] == 29.15
+    assert engine_startup("starting...\n", model="x") is None
+
+
+def test_managed_sglang_engine_reads_its_log(tmp_path: Path) -> None:
+    from sglfleet.config import ModelConfig
+    from sglfleet.engines.managed_gpu import ManagedGPUEngine
+
+    log = tmp_path / "engine.log"
+    log.write_text("=== starting\n")
+    eng = ManagedGPUEngine("sglang")
+    cfg = ModelConfig(name="grok", engine="sglang", sglang={"model_path": "/models/grok-2", "tp": 8})
+    assert eng.startup_figures(cfg, log) is None  # still loading
+    log.write_text((DATA / "grok2_fp8_8xh100_tp8.log").read_text())
+    fig = eng.startup_figures(cfg, log)
+    assert fig is not None and fig["actual"]["max_total_num_tokens"] == 903439
+    assert fig["predicted"]["max_total_num_tokens"] > 0
+    assert eng.startup_figures(cfg, tmp_path / "missing.log") is None
+    assert ManagedGPUEngine("vllm").startup_figures(cfg, log) is None

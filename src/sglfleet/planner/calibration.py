@@ -18,7 +18,7 @@ from typing import Any
 
 from sglfleet.planner.hardware import GPUSpec, custom_gpu, dist_overhead_gib, find_gpu
 from sglfleet.planner.kv import kv_layout
-from sglfleet.planner.logparse import StartupFigures
+from sglfleet.planner.logparse import StartupFigures, parse_startup_log
 from sglfleet.planner.memory import kv_pool
 from sglfleet.planner.model_config import ModelArch, load_config
 from sglfleet.planner.planning import PlanResult, plan
@@ -225,5 +225,28 @@ def calibration_for(entries: list[dict[str, Any]], gpu: str, tp: int) -> dict[st
     return e
 
 
-__all__ = ["LOAD_OVERHEAD_GIB", "Comparison", "Gap", "calibration_for", "compare", "default_calibration_path",
-           "load_calibration", "model_from_path", "write_calibration"]
+
+
+# -- a managed engine's own figures ---------------------------------------------------------
+def engine_startup(log_text: str, *, model: str, quant: str | None = None) -> dict[str, Any] | None:
+    """What a managed SGLang engine logged at start-up next to the planner's prediction, for
+    `/admin/models` and the dashboard. None when the log holds no start-up figures yet."""
+    f = parse_startup_log(log_text)
+    if f.free_start_gib is None and f.weights_gib is None and f.kv_tokens is None:
+        return None
+    tokens = f.kv_tokens if f.kv_tokens is not None else f.max_total_num_tokens
+    actual = {"free_gb_at_start": f.free_start_gib, "weights_gb_per_gpu": f.weights_gib,
+              "mem_fraction_static": f.mem_fraction_static, "max_total_num_tokens": tokens,
+              "kv_cache_gb": f.kv_cache_gib}
+    predicted: dict[str, Any] | None = None
+    try:
+        found = model_from_path(model)
+        arch: ModelArch | str = found[0] if found else model
+        cmp = compare(f, model=arch, quant=quant or (found[1] if found else None))
+        p = cmp.prediction
+        predicted = {"free_gb_at_start": p.free_gb_at_start, "weights_gb_per_gpu": p.weights_gb_per_gpu,
+                     "mem_fraction_static": p.mem_fraction_static, "max_total_num_tokens": p.max_total_num_tokens,
+                     "kv_cache_gb": p.kv_pool_gb}
+    except (KeyError, ValueError, OSError):
+        pass  # a model the planner has no config for: the real figures alone
+    return {"actual": actual, "predicted": predicted}
