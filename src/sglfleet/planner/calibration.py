@@ -23,7 +23,6 @@ from sglfleet.planner.memory import kv_pool
 from sglfleet.planner.model_config import ModelArch, load_config
 from sglfleet.planner.planning import PlanResult, plan
 from sglfleet.planner.presets import HF_IDS, list_bundled_models, load_bundled_model
-from sglfleet.planner.weights import LOAD_OVERHEAD_GIB
 
 CALIBRATION_ENV = "SGLFLEET_PLANNER_CALIBRATION"
 
