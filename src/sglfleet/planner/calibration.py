@@ -110,7 +110,8 @@ def resolve_gpu(figures: StartupFigures, gpu: str | None, gpu_mem_gib: float | N
             pass
     if figures.free_start_gib is None:
         raise ValueError("the log names no GPU and shows no free memory; pass --gpu or --gpu-mem-gib")
-    return custom_gpu(round(figures.free_start_gib + 0.8, 2), name="from-log")
+    gpu_spec = custom_gpu(round(figures.free_start_gib + 0.8, 2), name="from-log")
+    return GPUSpec(**{**gpu_spec.__dict__, "free_tp1_gib": figures.free_start_gib + dist_overhead_gib(figures.tp)})
 
 
 def compare(figures: StartupFigures, *, model: ModelArch | str | None = None, quant: str | None = None,
@@ -142,10 +143,13 @@ def compare(figures: StartupFigures, *, model: ModelArch | str | None = None, qu
     gaps: list[Gap] = []
     if f.free_start_gib is not None:
         d = pred.free_gb_at_start - f.free_start_gib
-        why = (f"the catalog assumes {spec.name} leaves {pred.free_gb_at_start:.2f} GiB free; this host had "
+        if spec.name == "from-log":
+            why = "the log names no GPU: its own free memory was used (pass --gpu to compare with the catalogue)"
+        else:
+            why = (f"the catalog assumes {spec.name} leaves {pred.free_gb_at_start:.2f} GiB free; this host had "
                f"{abs(d):.2f} GiB {'less' if d > 0 else 'more'}"
-               + (" (a display, other processes or a MIG/driver reserve hold memory)" if d > 0.3 else "")
-               + (f"; tp {tp} communication buffers took {f.dist_init_gib:.2f} GiB" if f.dist_init_gib else ""))
+                   + (" (a display, other processes or a MIG/driver reserve hold memory)" if d > 0.3 else "")
+                   + (f"; tp {tp} communication buffers took {f.dist_init_gib:.2f} GiB" if f.dist_init_gib else ""))
         gaps.append(Gap(figure="free memory at start (GiB)", predicted=pred.free_gb_at_start,
                         actual=f.free_start_gib, explanation=why))
     if f.weights_gib is not None:
