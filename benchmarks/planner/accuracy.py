@@ -9,6 +9,7 @@ Then the seed checks (gpt-oss-120b + EAGLE3 on GB10 at 40K; Qwen3.6-35B-A3B on 4
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -31,25 +32,51 @@ def _err(pred: float | None, meas: float | None) -> float | None:
     return (pred - meas) / meas * 100
 
 
+def _plan(row: dict[str, Any], free: float | None) -> Any:
+    gpu_mem = None if row["gpu"] else (row["free_start_gib"] or 0) + 0.8
+    return plan(row["model"], gpu=row["gpu"], gpu_mem_gib=gpu_mem, count=row["tp"], quant=row["quant"],
+                mem_fraction=row["mem_fraction_static"], sglang_version=row.get("sglang_version"),
+                free_gib=free, page_size=row.get("page_size"))
+
+
 def evaluate(row: dict[str, Any]) -> dict[str, Any]:
-    arch = load_bundled_model(row["model"])
-    tp = row["tp"]
-    weights = estimate_weights(arch, quant=row["quant"], tp=tp).gib_per_gpu
-    cell = kv_layout(arch, tp=tp).pool_cell_bytes
     measured = row["measured"]
-    out: dict[str, Any] = {"id": row["id"], "weights_pred": weights, "weights_meas": measured["weights_gib"],
-                           "weights_err_pct": _err(weights, measured["weights_gib"])}
-    mfs = row["mem_fraction_static"]
-    for label, free in (("log_free", row["free_start_gib"]),
-                        ("catalog_free", find_gpu(row["gpu"]).free_start_gib(tp) if row["gpu"] else None)):
-        pred = None
-        if free is not None and mfs is not None:
-            pred = kv_pool(free_start_gib=free, weights_gib=weights, mem_fraction_static=mfs,
-                           pool_cell_bytes=cell).max_total_num_tokens
+    log_free = row["free_start_gib"]
+    with_log = _plan(row, log_free) if log_free is not None else None
+    catalog = _plan(row, None) if row["gpu"] else None
+    base = with_log or catalog
+    assert base is not None, row["id"]
+    out: dict[str, Any] = {"id": row["id"], "weights_pred": base.weights_gb_per_gpu,
+                           "weights_meas": measured["weights_gib"],
+                           "weights_err_pct": _err(base.weights_gb_per_gpu, measured["weights_gib"]),
+                           "mem_fraction_static": base.mem_fraction_static, "mem_fraction_rule": base.mem_fraction_rule,
+                           "tokens_meas": measured["max_total_num_tokens"]}
+    for label, res in (("log_free", with_log), ("catalog_free", catalog)):
+        pred = res.max_total_num_tokens if res is not None else None
         out[f"tokens_pred_{label}"] = pred
         out[f"tokens_err_pct_{label}"] = _err(pred, measured["max_total_num_tokens"])
-    out["tokens_meas"] = measured["max_total_num_tokens"]
+    # the memory rule alone: the log's own free memory and weights
+    if log_free is not None and measured["weights_gib"] is not None:
+        cell = kv_layout(load_bundled_model(row["model"]), tp=row["tp"]).pool_cell_bytes
+        pool = kv_pool(free_start_gib=log_free, weights_gib=measured["weights_gib"],
+                       mem_fraction_static=base.mem_fraction_static, pool_cell_bytes=cell,
+                       page_size=row.get("page_size") or 1)
+        out["tokens_err_pct_rule_only"] = _err(pool.max_total_num_tokens, measured["max_total_num_tokens"])
+    else:
+        out["tokens_err_pct_rule_only"] = None
     return out
+
+
+def learned_overhead(rows: list[dict[str, Any]]) -> float | None:
+    """Median of measured minus counted weights over dense BF16 rows (what LOAD_OVERHEAD_GIB is)."""
+    gaps = []
+    for row in rows:
+        arch = load_bundled_model(row["model"])
+        if arch.is_moe or row["quant"] != "bf16" or row["measured"]["weights_gib"] is None:
+            continue
+        counted = estimate_weights(arch, quant=row["quant"], tp=row["tp"]).gib_per_gpu
+        gaps.append(row["measured"]["weights_gib"] - counted)
+    return statistics.median(gaps) if gaps else None
 
 
 def seed_checks() -> list[dict[str, Any]]:
@@ -86,16 +113,24 @@ def main() -> None:
     rows = yaml.safe_load((HERE / "dataset.yaml").read_text())["rows"]
     results = [evaluate(r) for r in rows]
     seeds = seed_checks()
+    w = [abs(r["weights_err_pct"]) for r in results if r["weights_err_pct"] is not None]
+    t = [abs(r["tokens_err_pct_log_free"]) for r in results if r["tokens_err_pct_log_free"] is not None]
+    summary = {"rows": len(results), "learned_load_overhead_gib": learned_overhead(rows),
+               "weights_abs_err_pct": {"n": len(w), "median": statistics.median(w), "worst": max(w)},
+               "tokens_abs_err_pct_log_free": {"n": len(t), "median": statistics.median(t), "worst": max(t)}}
     if "--json" in sys.argv:
-        print(json.dumps({"rows": results, "seed_checks": seeds}, indent=2))
+        print(json.dumps({"rows": results, "summary": summary, "seed_checks": seeds}, indent=2))
         return
-    print(f"{'row':34} {'W pred':>7} {'W meas':>7} {'W err%':>7} {'tok meas':>9} "
-          f"{'tok pred(log)':>13} {'err%':>6} {'tok pred(cat)':>13} {'err%':>6}")
+    print(f"{'row':34} {'mfs':>6} {'W pred':>7} {'W meas':>7} {'W err%':>7} {'tok meas':>9} "
+          f"{'tok pred(log)':>13} {'err%':>6} {'tok pred(cat)':>13} {'err%':>6} {'rule%':>6}")
     for r in results:
-        print(f"{r['id']:34} {_fmt(r['weights_pred']):>7} {_fmt(r['weights_meas']):>7} "
+        print(f"{r['id']:34} {r['mem_fraction_static']:>6.3f} {_fmt(r['weights_pred']):>7} "
+              f"{_fmt(r['weights_meas']):>7} "
               f"{_fmt(r['weights_err_pct'], '+.1f'):>7} {_fmt(r['tokens_meas'], ','):>9} "
               f"{_fmt(r['tokens_pred_log_free'], ','):>13} {_fmt(r['tokens_err_pct_log_free'], '+.1f'):>6} "
-              f"{_fmt(r['tokens_pred_catalog_free'], ','):>13} {_fmt(r['tokens_err_pct_catalog_free'], '+.1f'):>6}")
+              f"{_fmt(r['tokens_pred_catalog_free'], ','):>13} {_fmt(r['tokens_err_pct_catalog_free'], '+.1f'):>6} "
+              f"{_fmt(r['tokens_err_pct_rule_only'], '+.2f'):>6}")
+    print("\nsummary:", json.dumps(summary))
     for c in seeds:
         print("\n" + c.pop("check"))
         for k, v in c.items():

@@ -43,6 +43,14 @@ def test_docker_run_binds_all_interfaces_inside_the_container() -> None:
     assert cmd[cmd.index("--host") + 1] == "0.0.0.0"
 
 
+def test_docker_run_expands_the_home_directory(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setenv("HOME", "/home/alice")
+    cmd = SGLangProfile(model_path="~/models/x").to_docker_run()
+    assert "/home/alice/.cache/huggingface:/root/.cache/huggingface" in cmd
+    assert "/home/alice/models/x:/home/alice/models/x:ro" in cmd
+    assert not any(part.startswith("~") for part in cmd)
+
+
 def test_probe_urls() -> None:
     p = SGLangProfile(model_path="m", host="0.0.0.0", port=30000, enable_metrics=True)
     assert p.health_url == "http://127.0.0.1:30000/health"

@@ -88,9 +88,13 @@ def test_default_mem_fraction_follows_sglang_tiers() -> None:
 
 
 def test_catalog_lookup() -> None:
-    assert find_gpu("nvidia h100 80gb hbm3").name == "H100"
+    assert find_gpu("nvidia h100 80gb hbm3").name == "H100-SXM"
+    assert find_gpu("NVIDIA H100 NVL").name == "H100-NVL"  # never the 80 GB part
+    assert find_gpu("NVIDIA GeForce RTX 3090").name == "RTX3090"
+    assert find_gpu("rtx 4070 ti super").name == "RTX4070TiSUPER"
+    assert find_gpu("AMD Instinct MI300X").vendor == "amd"
     assert find_gpu("l4").name == "L4" and find_gpu("GB10").unified
-    with pytest.raises(KeyError):
+    with pytest.raises(KeyError, match="known: .*RTX5080"):
         find_gpu("voodoo5")
 
 
@@ -109,6 +113,12 @@ def test_seed_qwen36_on_4xl4_fits_131072() -> None:
     r = plan("qwen3.6-35b-a3b-fp8-4xl4")
     assert r.verdict == "fits" and r.tp == 4 and r.max_concurrent_at_context >= 1
     assert r.mem_fraction_static == 0.88 and r.mem_fraction_source == "given"
+    assert r.argv[r.argv.index("--model-path") + 1].startswith("/")  # the preset's own path
+
+
+def test_bundled_model_renders_its_hugging_face_id() -> None:
+    r = plan("qwen3.6-35b-a3b-fp8", gpu="L4", count=4)
+    assert r.argv[r.argv.index("--model-path") + 1] == "Qwen/Qwen3.6-35B-A3B-FP8"
 
 
 def test_plan_json_schema() -> None:

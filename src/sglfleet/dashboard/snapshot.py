@@ -52,6 +52,7 @@ def _replicas(sup: ModelSupervisor, now: float) -> list[dict[str, Any]]:
             "worker": r.worker.id, "phase": r.progress.phase, "phase_detail": _clip(r.progress.detail),
             "elapsed_s": round(now - r.progress.started_at, 1) if r.progress.started_at else None,
             "restarts": r.crashes.total, "last_crash": _clip(r.crashes.last_reason),
+            "startup": sup.startup_figures(r),
         }
         for r in sup.replicas
     ]

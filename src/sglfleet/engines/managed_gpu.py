@@ -5,7 +5,8 @@ builds and answers 503 while loading, which is exactly the readiness we want."""
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sglfleet.engines.base import LaunchSpec, Probe
 from sglfleet.engines.sglang import SGLangProfile
@@ -28,6 +29,9 @@ def sglang_profile(model: ModelConfig) -> SGLangProfile:
     return SGLangProfile.model_validate(base)
 
 
+STARTUP_LOG_READ_BYTES = 4 << 20  # start-up lines of the last run sit near the end of the log
+
+
 class ManagedGPUEngine:
     heartbeat_path = "/v1/models"
     first_byte_s = 180.0  # queueing plus the prefill of a long context on a busy server
@@ -38,6 +42,7 @@ class ManagedGPUEngine:
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._startup_cache: dict[str, tuple[tuple[int, float], dict[str, Any] | None]] = {}
         self.probe = (Probe(health_path="/health", generate=False) if name == "sglang"
                       else Probe(health_path="/health", generate=True))
 
@@ -63,3 +68,28 @@ class ManagedGPUEngine:
         except Exception:  # planner needs a known model config; unknown -> no estimate
             return None
 
+    def startup_figures(self, model: ModelConfig, log_path: Path) -> dict[str, Any] | None:
+        """The engine's real memory figures from its log next to the planner's prediction
+        (`planner.calibration.engine_startup`), cached until the log changes."""
+        if self.name != "sglang":
+            return None
+        try:
+            st = log_path.stat()
+        except OSError:
+            return None
+        key = (st.st_size, st.st_mtime)
+        cached = self._startup_cache.get(str(log_path))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        try:
+            from sglfleet.planner.calibration import engine_startup
+
+            with open(log_path, "rb") as fh:
+                fh.seek(max(0, st.st_size - STARTUP_LOG_READ_BYTES))
+                text = fh.read().decode("utf-8", errors="replace")
+            profile = sglang_profile(model)
+            figures = engine_startup(text, model=model.preset or profile.model_path, quant=profile.quantization)
+        except Exception:  # noqa: BLE001 - a figure for the dashboard must never break a snapshot
+            figures = None
+        self._startup_cache[str(log_path)] = (key, figures)
+        return figures

@@ -7,6 +7,7 @@ Flag rules live in `sglang_rules.py` (`check_profile`).
 from __future__ import annotations
 
 import math
+import os
 import re
 from typing import Any, Literal
 
@@ -135,13 +136,16 @@ class SGLangProfile(BaseModel):
         if name:
             cmd += ["--name", name]
         cmd += ["--gpus", gpus, "--ipc", "host", "--shm-size", self.docker_shm_size]
-        cmd += ["-p", f"{self.port}:{self.port}", "-v", f"{self.hf_cache_dir}:/root/.cache/huggingface"]
-        if self.model_path.startswith("/"):
-            cmd += ["-v", f"{self.model_path}:{self.model_path}:ro"]
+        # docker does not expand "~" (and the argv is shell-quoted when printed): expand it here
+        cache = os.path.expanduser(self.hf_cache_dir)
+        cmd += ["-p", f"{self.port}:{self.port}", "-v", f"{cache}:/root/.cache/huggingface"]
+        model_path = os.path.expanduser(self.model_path)
+        if model_path.startswith("/"):
+            cmd += ["-v", f"{model_path}:{model_path}:ro"]
         for key, value in sorted(self.env.items()):
             cmd += ["-e", f"{key}={value}"]
         # Inside the container the server must listen on all interfaces to be published.
-        inner = self.model_copy(update={"host": "0.0.0.0"})
+        inner = self.model_copy(update={"host": "0.0.0.0", "model_path": model_path})
         return cmd + [f"{self.docker_image}:{self.docker_tag}", *inner.to_argv()]
 
     def redacted_argv(self) -> list[str]:

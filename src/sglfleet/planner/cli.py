@@ -51,14 +51,30 @@ def _load_profile(source: str, role: str | None) -> tuple[Any, str]:
 
 
 def plan_command(
-    model: str = typer.Argument(..., help="Preset name, bundled model name, or a directory with config.json."),
-    gpu: str | None = typer.Option(None, "--gpu", help="GPU from the catalog, e.g. L4, H100, GB10."),
-    count: int | None = typer.Option(None, "--count", min=1, help="Number of GPUs (tensor parallel size)."),
+    model: str | None = typer.Argument(None, help="Preset name, bundled model name (see `sglfleet presets`), "
+                                       "or a directory with config.json. Optional with --from-log."),
+    gpu: str | None = typer.Option(None, "--gpu", help="GPU from the catalog, e.g. L4, H100-SXM, RTX4090, MI300X."),
+    gpu_mem_gib: float | None = typer.Option(None, "--gpu-mem-gib", help="Total GiB per GPU, for a GPU "
+                                             "outside the catalog."),
+    count: int | None = typer.Option(None, "--count", min=1, help="Number of GPUs (= tp x pp x dp)."),
+    tp: int | None = typer.Option(None, "--tp", min=1, help="Tensor parallel size."),
+    dp: int | None = typer.Option(None, "--dp", min=1, help="Data parallel size (replicas)."),
+    pp: int | None = typer.Option(None, "--pp", min=1, help="Pipeline parallel size."),
+    page_size: int | None = typer.Option(None, "--page-size", min=1, help="KV page size (tokens)."),
     context: int | None = typer.Option(None, "--context", min=1, help="Context length to plan for."),
     quant: str | None = typer.Option(None, "--quant", help="Weight format: bf16, fp8, int8, awq, gptq, mxfp4, nvfp4."),
     mem_fraction: float | None = typer.Option(None, "--mem-fraction", min=0.05, max=0.99),
     kv_cache_dtype: str | None = typer.Option(None, "--kv-cache-dtype", help="auto, fp8_e4m3, fp8_e5m2, ..."),
-    free_gb: float | None = typer.Option(None, "--free-gb", help="Free GiB per GPU at start (measured)."),
+    free_gib: float | None = typer.Option(None, "--free-gib", "--free-gb", help="Free GiB per GPU at start "
+                                          "(measured; a shared or desktop card)."),
+    sglang_version: str | None = typer.Option(None, "--sglang-version", help="SGLang version whose default "
+                                              "mem_fraction_static rule applies (default: the newest known)."),
+    from_log: Path | None = typer.Option(None, "--from-log", help="An SGLang start-up log: print predicted "
+                                         "against actual figures and explain each gap."),
+    write_calibration: bool = typer.Option(False, "--write-calibration", help="With --from-log: save this "
+                                           "host's free memory and loader overhead for later plans."),
+    calibration: Path | None = typer.Option(None, "--calibration", help="Calibration file (default "
+                                            "~/.config/sglfleet/planner-calibration.json)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Predict weights, KV cache and max_total_num_tokens for MODEL; say whether it fits."""
@@ -67,16 +83,84 @@ def plan_command(
     from sglfleet.planner.planning import plan
     from sglfleet.planner.report import render_table
 
+    if from_log is not None:
+        _from_log(from_log, model=model, gpu=gpu, gpu_mem_gib=gpu_mem_gib, quant=quant,
+                  sglang_version=sglang_version, write=write_calibration, calibration=calibration, as_json=as_json)
+        return
+    if model is None:
+        _fail("give a MODEL (a preset, a bundled model - see `sglfleet presets` - or a directory), or --from-log")
     try:
-        result = plan(model, gpu=gpu, count=count, context=context, quant=quant,
-                      mem_fraction=mem_fraction, kv_cache_dtype=kv_cache_dtype, free_gib=free_gb)
+        extra = {} if gpu_mem_gib is not None else _calibrated(calibration, gpu, tp or count or 1, free_gib)
+        result = plan(model, gpu=gpu, count=count, context=context, quant=quant, mem_fraction=mem_fraction,
+                      kv_cache_dtype=kv_cache_dtype, free_gib=extra.pop("free_gib", free_gib), tp=tp, dp=dp, pp=pp,
+                      page_size=page_size, sglang_version=sglang_version, gpu_mem_gib=gpu_mem_gib, **extra)
     except (KeyError, ValueError) as exc:
-        typer.echo(f"error: {exc.args[0] if exc.args else exc}", err=True)
-        raise typer.Exit(EXIT_RULE_ERROR) from exc
+        _fail(str(exc.args[0] if exc.args else exc))
     if as_json:
         typer.echo(result.to_json())
     else:
         render_table(result, Console())
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(EXIT_RULE_ERROR)
+
+
+def _calibrated(path: Path | None, gpu: str | None, tp: int, free_gib: float | None) -> dict[str, Any]:
+    """Planner arguments from this host's calibration file (nothing when none matches)."""
+    from sglfleet.planner.calibration import calibration_for, default_calibration_path, load_calibration
+    from sglfleet.planner.hardware import find_gpu
+
+    if gpu is None:
+        return {}
+    entry = calibration_for(load_calibration(path), find_gpu(gpu).name, tp)
+    if entry is None:
+        return {}
+    out: dict[str, Any] = {"calibrated_from": f"{path or default_calibration_path()} ({entry.get('log')})"}
+    if free_gib is None:
+        out["free_gib"] = float(entry["free_start_gib"])
+    if isinstance(entry.get("load_overhead_gib"), (int, float)):
+        out["load_overhead_gib"] = float(entry["load_overhead_gib"])
+    return out
+
+
+def _from_log(path: Path, *, model: str | None, gpu: str | None, gpu_mem_gib: float | None, quant: str | None,
+              sglang_version: str | None, write: bool, calibration: Path | None, as_json: bool) -> None:
+    from sglfleet.planner.calibration import compare, write_calibration
+    from sglfleet.planner.logparse import parse_startup_log
+
+    try:
+        text = path.expanduser().read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror or exc}")
+    figures = parse_startup_log(text)
+    if figures.free_start_gib is None and figures.weights_gib is None and figures.kv_tokens is None:
+        _fail(f"{path} holds no SGLang start-up lines (Load weight begin/end, KV Cache is allocated)")
+    try:
+        cmp = compare(figures, model=model, quant=quant, gpu=gpu, gpu_mem_gib=gpu_mem_gib,
+                      sglang_version=sglang_version)
+    except (KeyError, ValueError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    written = None
+    if write:
+        if figures.free_start_gib is None:
+            _fail("the log shows no free memory at start; nothing to calibrate")
+        written = write_calibration(cmp.calibration_entry(path.name), calibration)
+    if as_json:
+        data = cmp.to_dict() | {"calibration_written": str(written) if written else None}
+        typer.echo(json.dumps(data, indent=2, default=str))
+        return
+    typer.echo(f"{cmp.model} on {cmp.tp} x {cmp.gpu} (tp {cmp.tp}), from {path.name}")
+    for g in cmp.gaps:
+        err = "" if g.error_pct is None else f" ({g.error_pct:+.1f} %)"
+        pred = "-" if g.predicted is None else f"{g.predicted:,.3f}".rstrip("0").rstrip(".")
+        act = "-" if g.actual is None else f"{g.actual:,.3f}".rstrip("0").rstrip(".")
+        typer.echo(f"{g.figure:58} predicted {pred:>12}  actual {act:>12}{err}")
+        typer.echo(f"    {g.explanation}")
+    if written:
+        typer.echo(f"calibration written to {written}; later `sglfleet plan --gpu {cmp.gpu}` runs on this "
+                   "host use it")
 
 
 def launch_command(
@@ -157,12 +241,16 @@ def _start(command: list[str], *, docker: bool, profile: Any, gateway_port: int)
 
 
 def presets_command() -> None:
-    """List the shipped SGLang deployment presets (use them with plan, launch, or `preset:`)."""
-    from sglfleet.planner.presets import list_presets, load_preset
+    """List the shipped SGLang deployment presets and the bundled model configs."""
+    from sglfleet.planner.presets import hf_id, list_bundled_models, list_presets, load_preset
 
+    typer.echo("presets (sglfleet plan/launch NAME, or `preset:` in a fleet file):")
     for name in list_presets():
         p = load_preset(name)
-        typer.echo(f"{name:38} {p.hardware.count}x {p.hardware.gpu:8} {p.description}")
+        typer.echo(f"  {name:38} {p.hardware.count}x {p.hardware.gpu:8} {p.description}")
+    typer.echo("bundled models (sglfleet plan NAME --gpu ...):")
+    for name in list_bundled_models():
+        typer.echo(f"  {name:38} {hf_id(name)}")
 
 
 def register(app: typer.Typer) -> None:

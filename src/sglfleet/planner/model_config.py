@@ -66,6 +66,8 @@ class ModelArch:
     shared_expert_intermediate_size: int = 0
     first_k_dense: int = 0
     moe_layer_step: int = 1
+    mlp_only_layers: tuple[int, ...] = ()  # Qwen MoE: layers that keep a dense MLP instead
+    residual_moe: bool = False  # grok: every MoE layer also runs a dense MLP of intermediate_size
     # attention layout
     layer_kinds: tuple[LayerKind, ...] = ()
     sliding_window: int | None = None
@@ -95,7 +97,7 @@ class ModelArch:
         return sum(1 for k in self.kinds() if k == kind)
 
     def is_moe_layer(self, index: int) -> bool:
-        if not self.is_moe or index < self.first_k_dense:
+        if not self.is_moe or index < self.first_k_dense or index in self.mlp_only_layers:
             return False
         return (index + 1) % max(1, self.moe_layer_step) == 0
 
@@ -166,7 +168,8 @@ def parse_config(raw: dict[str, Any], *, name: str = "model") -> ModelArch:
             conv_kernel=int(cfg.get("linear_conv_kernel_dim", 4)),
         )
     qcfg = raw.get("quantization_config") or {}
-    interleave = cfg.get("interleave_moe_layer_step") or cfg.get("decoder_sparse_step") or 1
+    interleave = (cfg.get("interleave_moe_layer_step") or cfg.get("decoder_sparse_step")
+                  or cfg.get("moe_layer_freq") or 1)
     return ModelArch(
         name=name,
         architectures=archs,
@@ -187,6 +190,8 @@ def parse_config(raw: dict[str, Any], *, name: str = "model") -> ModelArch:
         shared_expert_intermediate_size=shared,
         first_k_dense=int(cfg.get("first_k_dense_replace") or 0),
         moe_layer_step=int(interleave),
+        mlp_only_layers=tuple(int(i) for i in cfg.get("mlp_only_layers") or ()),
+        residual_moe=bool(cfg.get("residual_moe", False)),
         layer_kinds=_layer_kinds(cfg, layers),
         sliding_window=cfg.get("sliding_window") or cfg.get("attention_chunk_size"),
         mla=mla,

@@ -8,11 +8,12 @@ from typing import Any, Literal
 
 from sglfleet.engines.sglang import SGLangProfile
 from sglfleet.engines.sglang_rules import ModelFacts, check_profile
-from sglfleet.planner.hardware import GPUSpec, find_gpu
+from sglfleet.planner.hardware import GPUSpec, custom_gpu, find_gpu
 from sglfleet.planner.kv import kv_bytes_for_sequence, kv_layout
-from sglfleet.planner.memory import GIB, kv_pool, sglang_defaults
+from sglfleet.planner.memory import GIB, kv_pool
 from sglfleet.planner.model_config import ModelArch, load_config
-from sglfleet.planner.weights import estimate_weights
+from sglfleet.planner.sglang_versions import NEWEST_KNOWN_VERSION, default_mem_fraction
+from sglfleet.planner.weights import LOAD_OVERHEAD_GIB, estimate_weights
 
 Verdict = Literal["fits", "fits_smaller_context", "does_not_fit"]
 SPECULATIVE_MAX_RUNNING = 48  # SGLang forces this when speculative decoding is on
@@ -51,6 +52,14 @@ class PlanResult:
     flags: list[str]
     argv: list[str]
     findings: list[dict[str, str]] = field(default_factory=list)
+    dp: int = 1
+    pp: int = 1
+    page_size: int = 1
+    gpu_memory_gb: float = 0.0  # total per GPU as the driver reports it
+    sglang_version: str = NEWEST_KNOWN_VERSION
+    mem_fraction_rule: str = ""  # which SGLang default rule (or "given")
+    load_overhead_gb: float = 0.0  # included in weights_gb_per_gpu
+    assumptions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,8 +88,8 @@ def resolve_model(model: str) -> tuple[ModelArch, Any]:
     if (path / "config.json").is_file() or path.name == "config.json":
         return load_config(path), None
     raise KeyError(
-        f"{model!r} is neither a preset ({', '.join(list_presets())}), a bundled model, "
-        "nor a directory with a config.json"
+        f"{model!r} is neither a preset ({', '.join(list_presets())}), a bundled model "
+        f"({', '.join(list_bundled_models())}), nor a directory with a config.json"
     )
 
 
@@ -96,8 +105,17 @@ def plan(
     free_gib: float | None = None,
     profile: SGLangProfile | None = None,
     draft: ModelArch | None = None,
+    tp: int | None = None,
+    dp: int | None = None,
+    pp: int | None = None,
+    page_size: int | None = None,
+    sglang_version: str | None = None,
+    gpu_mem_gib: float | None = None,
+    load_overhead_gib: float | None = None,
+    calibrated_from: str | None = None,
 ) -> PlanResult:
-    """Predict SGLang's memory split for `model` on `count` x `gpu` (tp = count)."""
+    """Predict SGLang's memory split for `model` on `count` x `gpu` (count = tp x pp x dp)."""
+    assumptions: list[str] = []
     preset = None
     arch = model if isinstance(model, ModelArch) else None
     if arch is None:
@@ -108,12 +126,34 @@ def plan(
         count = count or preset.hardware.count
         context = context or preset.context
         draft = draft or preset.draft_arch()
-    spec = gpu if isinstance(gpu, GPUSpec) else find_gpu(gpu or "H100")
-    count = count or (profile.tp * profile.pp if profile else 1)
+    if gpu_mem_gib is not None:
+        spec = custom_gpu(gpu_mem_gib, name=str(gpu) if gpu and not isinstance(gpu, GPUSpec) else "custom")
+        assumptions.append(f"GPU outside the catalog: {gpu_mem_gib:g} GiB total (--gpu-mem-gib)")
+    elif isinstance(gpu, GPUSpec):
+        spec = gpu
+    elif gpu:
+        spec = find_gpu(gpu)
+    else:
+        spec = find_gpu("H100-SXM")
+        assumptions.append("no --gpu given: planned for one H100-SXM (80 GB); pass --gpu or --gpu-mem-gib")
+    pp = pp or (profile.pp if profile else 1)
+    dp = dp or (profile.dp if profile else 1)
+    if tp is None:
+        base = count or ((profile.tp * profile.pp * profile.dp) if profile else 1)
+        if base % (pp * dp):
+            raise ValueError(f"--count {base} is not a multiple of pp x dp = {pp * dp}")
+        tp = max(1, base // (pp * dp))
+    if count is not None and count != tp * pp * dp:
+        raise ValueError(f"--count {count} does not equal tp x pp x dp = {tp} x {pp} x {dp}")
+    count = tp * pp * dp
     context = context or (profile.context_length if profile else None) or arch.max_position_embeddings or 32768
     if profile is None:
-        profile = SGLangProfile(model_path=arch.name, tp=count)
-    updates: dict[str, Any] = {"tp": max(1, count // profile.pp)}
+        from sglfleet.planner.presets import hf_id
+
+        profile = SGLangProfile(model_path=hf_id(arch.name))
+    updates: dict[str, Any] = {"tp": tp, "pp": pp, "dp": dp}
+    if page_size is not None:
+        updates["page_size"] = page_size
     if mem_fraction is not None:
         updates["mem_fraction_static"] = mem_fraction
     if kv_cache_dtype is not None:
@@ -121,25 +161,50 @@ def plan(
     if quant is not None and profile.quantization is None and quant not in ("bf16", "fp16"):
         updates["quantization"] = {"nvfp4": "modelopt_fp4"}.get(quant, quant)
     profile = profile.model_copy(update=updates)
-    tp, pp = profile.tp, profile.pp
 
-    weights = estimate_weights(arch, quant=quant, tp=tp, pp=pp)
+    weights = estimate_weights(arch, quant=quant, tp=tp, pp=pp, gpu_arch=spec.arch)
+    overhead = LOAD_OVERHEAD_GIB if load_overhead_gib is None else load_overhead_gib
+    weights_gib = weights.gib_per_gpu + overhead
+    assumptions.append(f"weights {weights.quant}: {weights.params_total / 1e9:.2f} B parameters from config.json, "
+                       f"plus {overhead:.2f} GiB per GPU of loader overhead"
+                       + (f" (calibrated from {calibrated_from})" if calibrated_from and load_overhead_gib is not None
+                          else " (median of the public logs in benchmarks/planner)"))
+    if weights.quant == "mxfp4" and arch.is_moe and spec.arch == "blackwell-dc":
+        assumptions.append("MXFP4 experts padded to multiples of 256 for sm100 MoE kernels [uncertain]")
+    if arch.residual_moe and weights.quant == "fp8":
+        assumptions.append("residual (dense) MLP of each MoE layer kept in BF16 in an FP8 checkpoint (grok-2 log)")
     draft_gib = estimate_weights(draft, tp=tp).gib_per_gpu if draft is not None else 0.0
     layout = kv_layout(arch, tp=tp, kv_cache_dtype=profile.kv_cache_dtype,
                        attention_backend=profile.attention_backend)
     cell = layout.pool_cell_bytes
     if draft is not None:  # the draft's KV layers share the pool
         cell += kv_layout(draft, tp=tp, kv_cache_dtype=profile.kv_cache_dtype).pool_cell_bytes
-    defaults = sglang_defaults(spec.memory_gib, tp=tp, pp=pp,
-                               speculative_algorithm=profile.speculative_algorithm,
-                               chunked_prefill_size=profile.chunked_prefill_size,
-                               enable_dp_attention=profile.enable_dp_attention, dp=profile.dp)
-    mfs = profile.mem_fraction_static or defaults.mem_fraction_static
-    free = free_gib if free_gib is not None else spec.free_start_gib(tp)
+    default_mfs, rule = default_mem_fraction(
+        spec.memory_gib, version=sglang_version, tp=tp, pp=pp,
+        speculative_algorithm=profile.speculative_algorithm, chunked_prefill_size=profile.chunked_prefill_size,
+        enable_dp_attention=profile.enable_dp_attention, dp=dp)
+    mfs = profile.mem_fraction_static or default_mfs
+    version = sglang_version or NEWEST_KNOWN_VERSION
+    if not profile.mem_fraction_static:
+        assumptions.append(f"mem_fraction_static {mfs:.3f}: SGLang {version}'s default rule "
+                           f"'{rule.name}' ({rule.source})")
+    if free_gib is not None:
+        free = free_gib
+        assumptions.append(f"{free:.2f} GiB free per GPU at start" + (
+            f" (calibrated from {calibrated_from})" if calibrated_from else " (given)"))
+    else:
+        free = spec.free_start_gib(tp)
+        assumptions.append(f"{free:.2f} GiB free per GPU at start: {spec.name} total {spec.memory_gib:g} GiB "
+                           f"less CUDA context" + (" and tp>1 communication buffers" if tp > 1 else "")
+                           + ("; a desktop session on this card usually holds 0.5-1 GiB more: pass --free-gib"
+                              if spec.desktop else ""))
+    if not spec.total_measured:
+        assumptions.append(f"{spec.name} total memory derived from the vendor's {spec.nominal_gb:g} GB "
+                           "[uncertain]; pass --gpu-mem-gib with what the driver reports")
     max_running = profile.max_running_requests or (
         SPECULATIVE_MAX_RUNNING if profile.speculative_algorithm else None
     )
-    pool = kv_pool(free_start_gib=free, weights_gib=weights.gib_per_gpu + draft_gib,
+    pool = kv_pool(free_start_gib=free, weights_gib=weights_gib + draft_gib,
                    mem_fraction_static=mfs, pool_cell_bytes=cell, page_size=profile.page_size or 1,
                    state_bytes_per_seq=layout.state_bytes_per_seq, max_running_requests=max_running,
                    max_total_tokens=profile.max_total_tokens)
@@ -152,7 +217,7 @@ def plan(
 
     reasons: list[str] = []
     flags: list[str] = []
-    need = weights.gib_per_gpu + draft_gib
+    need = weights_gib + draft_gib
     if pool.kv_pool_gib <= 0 or tokens == 0:
         verdict: Verdict = "does_not_fit"
         reasons.append(
@@ -180,7 +245,7 @@ def plan(
                        f"{arch.max_position_embeddings:,}")
     if spec.unified:
         reasons.append(f"{spec.name} uses unified memory: the budget is what the OS and other "
-                       f"processes leave free at start-up (assumed {free:.1f} GiB; pass --free-gb)")
+                       f"processes leave free at start-up (assumed {free:.1f} GiB; pass --free-gib)")
     final = profile
     if flags:
         final = profile.model_copy(update={"context_length": int(flags[-1])})
@@ -189,7 +254,7 @@ def plan(
     findings = check_profile(final, model=facts)
     return PlanResult(
         model=arch.name, gpu=spec.name, gpu_count=count, tp=tp, quant=weights.quant, context=context,
-        weights_gb_per_gpu=round(weights.gib_per_gpu, 3), draft_weights_gb_per_gpu=round(draft_gib, 3),
+        weights_gb_per_gpu=round(weights_gib, 3), draft_weights_gb_per_gpu=round(draft_gib, 3),
         weights_gb_total=round(weights.gib_total, 3), params_b=round(weights.params_total / 1e9, 3),
         kv_bytes_per_token=int(layout.bytes_per_token), pool_cell_bytes=int(cell),
         state_bytes_per_seq=int(layout.state_bytes_per_seq),
@@ -201,4 +266,7 @@ def plan(
         max_running_requests=max_running, verdict=verdict, fits=verdict == "fits",
         suggested_context=suggested, reasons=reasons, flags=flags, argv=final.redacted_argv(),
         findings=[{"level": f.level, "code": f.code, "message": f.message} for f in findings],
+        dp=dp, pp=pp, page_size=profile.page_size or 1, gpu_memory_gb=spec.memory_gib, sglang_version=version,
+        mem_fraction_rule="given" if profile.mem_fraction_static else rule.name,
+        load_overhead_gb=round(overhead, 3), assumptions=assumptions,
     )

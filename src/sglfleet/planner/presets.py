@@ -52,6 +52,32 @@ class Preset(BaseModel):
         return out
 
 
+# Hugging Face ids of the bundled model configs (what `--model-path` needs).
+HF_IDS: dict[str, str] = {
+    "deepseek-r1-distill-llama-8b": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+    "eagle3-gpt-oss-120b-bf16": "lmsys/EAGLE3-gpt-oss-120b-bf16",
+    "gpt-oss-120b": "openai/gpt-oss-120b",
+    "gpt-oss-20b": "openai/gpt-oss-20b",
+    "grok-2": "xai-org/grok-2",
+    "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
+    "llama-4-scout-17b-16e-nvfp4": "nvidia/Llama-4-Scout-17B-16E-Instruct-FP4",
+    "qwen3-0.6b": "Qwen/Qwen3-0.6B",
+    "qwen3-8b": "Qwen/Qwen3-8B",
+    "qwen3-14b": "Qwen/Qwen3-14B",
+    "qwen3-235b-a22b-fp8": "Qwen/Qwen3-235B-A22B-FP8",
+    "qwen3-30b-a3b": "Qwen/Qwen3-30B-A3B",
+    "qwen3-32b": "Qwen/Qwen3-32B",
+    "qwen3-32b-nvfp4": "nvidia/Qwen3-32B-FP4",
+    "qwen3.6-35b-a3b-fp8": "Qwen/Qwen3.6-35B-A3B-FP8",
+    "qwq-32b": "Qwen/QwQ-32B",
+}
+
+
+def hf_id(name: str) -> str:
+    """The Hugging Face id of a bundled model (the name itself when unknown)."""
+    return HF_IDS.get(name, name)
+
+
 def _root() -> Traversable:
     return files("sglfleet").joinpath("presets")
 

@@ -23,7 +23,7 @@ def render_table(result: PlanResult, console: Console) -> None:
         ("KV bytes / token / GPU", f"{result.kv_bytes_per_token:,} (pool cell {result.pool_cell_bytes:,})"),
         ("state / sequence / GPU", f"{result.state_bytes_per_seq:,} B"),
         ("free at start", f"{result.free_gb_at_start:.2f} GiB"),
-        ("mem_fraction_static", f"{result.mem_fraction_static:.3f} ({result.mem_fraction_source})"),
+        ("mem_fraction_static", f"{result.mem_fraction_static:.3f} ({result.mem_fraction_rule})"),
         ("reserved (activations, graphs)", f"{result.reserved_gb:.2f} GiB"),
         ("KV pool / GPU", f"{result.kv_pool_gb:.2f} GiB"),
         ("max_total_num_tokens", f"{result.max_total_num_tokens:,}"),
@@ -38,6 +38,10 @@ def render_table(result: PlanResult, console: Console) -> None:
     console.print(table)
     for reason in result.reasons:
         console.print(f"- {reason}")
+    if result.assumptions:
+        console.print("assumptions:")
+        for item in result.assumptions:
+            console.print(f"  * {item}", highlight=False)
     for finding in result.findings:
         colour = "red" if finding["level"] == "error" else "yellow"
         console.print(f"[{colour}]{finding['level']}[/{colour}] {finding['code']}: {finding['message']}")

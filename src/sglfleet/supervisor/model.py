@@ -219,6 +219,11 @@ class ModelSupervisor:
         return self._launch_cfg
 
     # -- reporting ----------------------------------------------------------------------------
+    def startup_figures(self, r: ManagedWorker) -> dict[str, Any] | None:
+        """An SGLang engine's logged memory figures next to the planner's prediction."""
+        read = getattr(self.engine, "startup_figures", None)
+        return read(self._launch_cfg, r.log_path) if read is not None else None
+
     def snapshot(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "state": self.state.value,
@@ -234,6 +239,7 @@ class ModelSupervisor:
                     "restarts": r.crashes.total, "last_crash": r.crashes.last_reason or None,
                     "hooks": [h.to_dict() for h in r.hook_results],
                     "log": str(r.log_path),
+                    "startup": self.startup_figures(r),
                     # the engine's own last words while it is not serving (loading, crashed)
                     "log_tail": r.log_tail(5) if r.state is not State.READY else [],
                 }

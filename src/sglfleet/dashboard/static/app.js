@@ -146,6 +146,16 @@ function stateCell(m) {
   return cell;
 }
 
+// SGLang's own KV pool from its start-up log, next to the planner's prediction
+function kvFigures(m) {
+  const r = (m.replicas || []).find((x) => x.startup && x.startup.actual);
+  if (!r) return null;
+  const a = r.startup.actual, p = r.startup.predicted;
+  const n = (v) => (v == null ? "–" : Number(v).toLocaleString());
+  return el("span", { class: "reason muted", "data-kv": "startup",
+    text: `KV tokens ${n(a.max_total_num_tokens)} (planned ${n(p && p.max_total_num_tokens)})` });
+}
+
 function renderModels(models) {
   const rows = models.map((m) => el("tr", { "data-key": `m:${m.name}`, "data-model": m.name },
     el("td", {}, el("strong", { text: m.name }),
@@ -154,7 +164,8 @@ function renderModels(models) {
     el("td", { text: m.engine }),
     el("td", { class: "num", text: `${m.workers.eligible} / ${m.workers.total}` }),
     el("td", { text: m.priority }),
-    el("td", { class: "num", text: `${bytes(m.memory.estimated_bytes)} / ${bytes(m.memory.measured_bytes)}` }),
+    el("td", { class: "num", text: `${bytes(m.memory.estimated_bytes)} / ${bytes(m.memory.measured_bytes)}` },
+      kvFigures(m)),
     el("td", { class: "num", "data-restarts": String(m.restarts), text: String(m.restarts) }),
     el("td", { class: "num", text: `${m.queue.active} / ${m.queue.queued}` }),
     modelActions(m)));
