@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 BUILTIN_MODEL = "builtin:smollm2-135m"
 DEFAULT_MODEL_NAME = "smollm2-135m"
+DEFAULT_EMBED_MODEL_NAME = "smollm2-135m-embed"  # the same GGUF in llama.cpp's embedding mode
 ENV_PREFIX = "SGLFLEET_"
 
 EngineName = Literal["llamacpp", "sglang", "vllm", "external"]
