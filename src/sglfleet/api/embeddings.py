@@ -75,7 +75,7 @@ def require_embedding(fleet: Fleet, pool: ModelPool, client_model: str) -> None:
     names = [p.name for p in fleet.registry if is_embedding_model(p.cfg)]
     hint = (f"embedding models here: {', '.join(names)}" if names else
             "no embedding model is configured; add one with capabilities: {embedding: true}")
-    raise BadRequest(f'"{client_model}" does not serve embeddings ({hint})', param="model")
+    raise BadRequest(f'"{client_model}" does not support embeddings ({hint})', param="model")
 
 
 def _token_ids(value: Any) -> bool:
