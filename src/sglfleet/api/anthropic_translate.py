@@ -14,6 +14,8 @@ Mapping (Anthropic -> OpenAI):
     max_tokens, temperature, top_p, top_k -> same names
     thinking enabled/adaptive/disabled  -> chat_template_kwargs.enable_thinking for models marked
                                            `capabilities.thinking` (budget_tokens is not enforced)
+    output_config.format (json_schema)  -> response_format json_schema
+    output_config.effort                -> reasoning_effort (thinking models; xhigh/max -> high)
 Unknown block types (documents, server tools) are refused with a 400 naming them.
 """
 
@@ -22,11 +24,10 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 from sglfleet.api.ollama_translate import thinking_fields
 from sglfleet.config import ModelConfig
-from sglfleet.errors import BadRequest
 
 Number = StrictInt | StrictFloat
 
@@ -102,10 +103,26 @@ class ToolChoice(_Open):
     name: StrictStr | None = None
     disable_parallel_tool_use: StrictBool | None = None
 
+    @model_validator(mode="after")
+    def _named(self) -> ToolChoice:
+        if self.type == "tool" and not self.name:
+            raise ValueError("tool_choice of type 'tool' needs the tool's 'name'")
+        return self
+
 
 class Thinking(_Open):
     type: Literal["enabled", "disabled", "adaptive"]
     budget_tokens: StrictInt | None = Field(None, ge=1)
+
+
+class OutputFormat(_Open):
+    type: Literal["json_schema"]
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class OutputConfig(_Open):
+    effort: Literal["low", "medium", "high", "xhigh", "max"] | None = None
+    format: OutputFormat | None = None
 
 
 class CountTokensRequest(_Open):
@@ -115,6 +132,7 @@ class CountTokensRequest(_Open):
     tools: list[Tool] | None = None
     tool_choice: ToolChoice | None = None
     thinking: Thinking | None = None
+    output_config: OutputConfig | None = None
 
 
 class MessagesRequest(CountTokensRequest):
@@ -201,8 +219,6 @@ def openai_messages(req: CountTokensRequest) -> list[dict[str, Any]]:
 
 def _tool_choice(choice: ToolChoice) -> Any:
     if choice.type == "tool":
-        if not choice.name:
-            raise BadRequest("tool_choice of type 'tool' needs a 'name'", param="tool_choice.name")
         return {"type": "function", "function": {"name": choice.name}}
     return {"auto": "auto", "any": "required", "none": "none"}[choice.type]
 
@@ -218,6 +234,12 @@ def chat_body(req: CountTokensRequest, cfg: ModelConfig, *, stream: bool) -> dic
                 body[name] = value
         if req.stop_sequences:
             body["stop"] = list(req.stop_sequences)
+    out = req.output_config
+    if out is not None and out.format is not None:
+        body["response_format"] = {"type": "json_schema",
+                                   "json_schema": {"name": "output", "schema": out.format.schema_, "strict": True}}
+    if out is not None and out.effort is not None and "chat_template_kwargs" in body:
+        body["reasoning_effort"] = "high" if out.effort in ("xhigh", "max") else out.effort
     if req.tools:
         body["tools"] = [{"type": "function", "function": {
             "name": t.name, "description": t.description or "", "parameters": t.input_schema}} for t in req.tools]
