@@ -36,6 +36,7 @@ from pydantic import (
     Tag,
 )
 
+from sglfleet.api.body import validate
 from sglfleet.api.ollama_translate import thinking_fields
 from sglfleet.config import ModelConfig
 from sglfleet.errors import BadRequest
@@ -153,10 +154,10 @@ def function_tools(tools: list[dict[str, Any]] | None) -> list[FunctionTool]:
             raise BadRequest(f"tool type {kind!r} is not served here: only function tools run on this fleet",
                              param=f"tools.{i}.type")
         try:
-            out.append(FunctionTool.model_validate(tool))
-        except ValueError as exc:
-            raise BadRequest(f"invalid function tool: {str(exc).splitlines()[-1].strip()}",
-                             param=f"tools.{i}") from None
+            out.append(validate(FunctionTool, tool))  # type: ignore[arg-type]
+        except BadRequest as exc:
+            raise BadRequest(f"tools.{i}: {exc.message}", param=f"tools.{i}.{exc.param}" if exc.param
+                             else f"tools.{i}") from None
     return out
 
 
