@@ -98,6 +98,36 @@ def json_body(status: int, body: bytes) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+async def run_relay(relay: ASGIApp, scope: MutableMapping[str, Any], receive: Receive) -> tuple[int, bytes]:
+    """Run a non-streamed relay to its end (metrics, access log and release included) and
+    return its status and body, for callers that need the engine's answer itself."""
+    sent: dict[str, Any] = {"status": 200, "body": b""}
+
+    async def capture(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            sent["status"] = message["status"]
+        elif message["type"] == "http.response.body":
+            sent["body"] += message.get("body", b"")
+
+    await relay(scope, receive, capture)
+    return sent["status"], sent["body"]
+
+
+class StaticRelay:
+    """A relay whose answer is already known (status, JSON body): what adapters wrap when the
+    gateway assembled the answer from several engine requests."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        self.status = status
+        self.body = body
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(self.body)).encode())]})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
 class RelayAdapter:
     """Runs the gateway's relay with a `send` that rewrites SSE (`stream`) or one complete
     body (`whole`)."""

@@ -27,7 +27,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sglfleet.api.adapter import RelayAdapter, json_body, upstream_error_message
+from sglfleet.api.adapter import RelayAdapter, json_body, run_relay, upstream_error_message
 from sglfleet.api.anthropic_stream import MessageBuilder, error_object, whole_message
 from sglfleet.api.anthropic_translate import (
     CountTokensRequest,
@@ -81,16 +81,7 @@ async def messages(request: Request) -> Any:
 
 async def _engine_count(request: Request, relay: Any) -> int:
     """Run a non-streamed relay to its end and read `usage.prompt_tokens` from its body."""
-    sent: dict[str, Any] = {"status": 200, "body": b""}
-
-    async def capture(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            sent["status"] = message["status"]
-        elif message["type"] == "http.response.body":
-            sent["body"] += message.get("body", b"")
-
-    await relay(request.scope, request.receive, capture)
-    data = json_body(sent["status"], sent["body"])
+    data = json_body(*await run_relay(relay, request.scope, request.receive))
     usage = data.get("usage") if data else None
     if not isinstance(usage, dict) or not isinstance(usage.get("prompt_tokens"), int):
         raise UpstreamProtocolError("the engine reported no prompt token count")

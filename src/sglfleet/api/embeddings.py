@@ -27,7 +27,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.requests import Request
 
-from sglfleet.api.adapter import RelayAdapter, json_body, upstream_error_message
+from sglfleet.api.adapter import RelayAdapter, StaticRelay, json_body, run_relay, upstream_error_message
 from sglfleet.api.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.openai import fleet_of, forward, record_rejection
@@ -156,8 +156,29 @@ def _openai_whole(client_model: str, encoding: str, status: int, body: bytes) ->
 
 async def dispatch(request: Request, fleet: Fleet, pool: ModelPool, body: dict[str, Any], t0: float,
                    endpoint: str) -> Any:
-    ctx = RouteContext(text=input_text(body["input"]), routing_key=None)
-    return await forward(request, fleet, pool, body, "/v1/embeddings", endpoint, ctx, t0)
+    """The relay of the engine's answer. llama.cpp gets one input per request: llama-cpp-python
+    0.3.36 misplaces the per-token vectors of every input after the first in a batch (its
+    read offset counts tokens, not floats), so the gateway sends them one by one and joins
+    the rows (each request goes through `forward`: counted, logged, limited like any other)."""
+    inputs = body["input"]
+    if pool.cfg.engine != "llamacpp" or not isinstance(inputs, list) or len(inputs) < 2:
+        ctx = RouteContext(text=input_text(inputs), routing_key=None)
+        return await forward(request, fleet, pool, body, "/v1/embeddings", endpoint, ctx, t0)
+    data: list[dict[str, Any]] = []
+    tokens = 0
+    for i, one in enumerate(inputs):
+        relay = await forward(request, fleet, pool, {**body, "input": [one]}, "/v1/embeddings", endpoint,
+                              RouteContext(text=input_text(one), routing_key=None), t0)
+        status, raw = await run_relay(relay, request.scope, request.receive)
+        part = json_body(status, raw)
+        if part is None:
+            return StaticRelay(status if status >= 400 else 502, raw)
+        data += [{**row, "index": i} for row in rows(part)[:1]]
+        usage = part.get("usage") if isinstance(part.get("usage"), dict) else {}
+        tokens += int(usage.get("prompt_tokens") or 0)
+    joined = {"object": "list", "data": data, "model": body["model"],
+              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return StaticRelay(200, orjson.dumps(joined))
 
 
 async def embeddings(request: Request) -> Any:
