@@ -147,12 +147,10 @@ def test_embed_needs_an_embedding_model(client: ollama.Client) -> None:
     assert exc.value.status_code == 400 and "does not support embeddings" in exc.value.error
 
 
-def test_embed_and_legacy_embeddings(fake: FakeUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # The fleet file has no embedding switch yet (see docs/clients.md): mark `plain` as one.
-    import sglfleet.api.ollama as api
-
-    monkeypatch.setattr(api, "is_embedding_model", lambda cfg: cfg.name == "plain")
-    with serve_gateway(tmp_path, fleet_config(fake.url)) as gw:
+def test_embed_and_legacy_embeddings(fake: FakeUpstream, tmp_path: Path) -> None:
+    cfg = fleet_config(fake.url)
+    cfg["models"][1]["capabilities"] = {"embedding": True}  # `plain` as an embedding model
+    with serve_gateway(tmp_path, cfg) as gw:
         c = ollama.Client(host=gw.url, timeout=30)
         r = c.embed("plain", ["one", "three"])
         assert [list(v) for v in r.embeddings] == [[3.0, 0.5, -0.5, 0.0], [5.0, 0.5, -0.5, 1.0]]

@@ -13,9 +13,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 def test_default_config_is_the_embedded_model() -> None:
     cfg = load_config()
-    assert [m.name for m in cfg.models] == ["smollm2-135m"]
-    m = cfg.models[0]
+    assert [m.name for m in cfg.models] == ["smollm2-135m", "smollm2-135m-embed"]
+    m, e = cfg.models
     assert m.engine == "llamacpp" and m.managed and m.resolved_model_path == "builtin:smollm2-135m"
+    assert not m.capabilities.embedding
+    assert e.engine == "llamacpp" and e.capabilities.embedding and e.resolved_model_path == m.resolved_model_path
+    example = load_config(EXAMPLES / "embedded.yaml").models
+    assert [(x.name, x.resolved_model_path, x.n_ctx, x.capabilities) for x in example] == [
+        (x.name, x.resolved_model_path, x.n_ctx, x.capabilities) for x in cfg.models]
     assert cfg.gateway.host == "127.0.0.1" and cfg.gateway.port == 8000
 
 

@@ -32,10 +32,11 @@ from starlette.responses import PlainTextResponse, Response
 from sglfleet import __version__
 from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
+from sglfleet.api.embeddings import dispatch as dispatch_embeddings
+from sglfleet.api.embeddings import require_embedding, rows, upstream_body
 from sglfleet.api.ollama_meta import (
     OLLAMA_COMPAT_VERSION,
     ModelMeta,
-    is_embedding_model,
     now_rfc3339,
 )
 from sglfleet.api.ollama_stream import Converter, OllamaAdapter, embedding_response, ndjson
@@ -51,7 +52,7 @@ from sglfleet.api.ollama_translate import (
 )
 from sglfleet.api.openai import fleet_of, forward
 from sglfleet.api.sockets import listen_socket
-from sglfleet.core.errors import BadRequest, GatewayError
+from sglfleet.core.errors import GatewayError
 from sglfleet.fleet import Fleet
 from sglfleet.routing.policies import RouteContext
 from sglfleet.routing.pool import ModelPool
@@ -183,14 +184,14 @@ async def _generate(request: Request, fleet: Fleet, pool: ModelPool, body: dict[
 async def _embed(request: Request, fleet: Fleet, model: str, inputs: list[str], t0: float,
                  extra: dict[str, Any]) -> Any:
     pool = fleet.registry.resolve(model)
-    if not is_embedding_model(pool.cfg):
-        names = [p.name for p in fleet.registry if is_embedding_model(p.cfg)]
-        hint = (f"embedding models here: {', '.join(names)}" if names else
-                "no embedding model is configured; add one with capabilities: {embedding: true}")
-        raise BadRequest(f'"{model}" does not support embeddings ({hint})', param="model")
-    body = {"model": model, "input": inputs, **extra}
-    ctx = RouteContext(text=" ".join(inputs), routing_key=None)
-    return await forward(request, fleet, pool, body, "/v1/embeddings", "embeddings", ctx, t0)
+    require_embedding(fleet, pool, model)
+    body = upstream_body(pool, model, inputs, extra.pop("dimensions", None), extra)
+    return await dispatch_embeddings(request, fleet, pool, body, t0, "ollama_embed")
+
+
+def _embedding_response(model: str, t0: float, legacy: bool) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """One vector per input (per-token vectors from llama.cpp are pooled, see api/embeddings.py)."""
+    return lambda data: embedding_response(model, t0, {**data, "data": rows(data)}, legacy=legacy)
 
 
 @ollama_errors
@@ -201,7 +202,7 @@ async def embed(request: Request) -> Any:
     inputs = [req.input] if isinstance(req.input, str) else list(req.input)
     extra = {"dimensions": req.dimensions} if req.dimensions else {}
     relay = await _embed(request, fleet, req.model, inputs, t0, extra)
-    return OllamaAdapter(relay, whole=functools.partial(embedding_response, req.model, t0, legacy=False))
+    return OllamaAdapter(relay, whole=_embedding_response(req.model, t0, legacy=False))
 
 
 @ollama_errors
@@ -210,7 +211,7 @@ async def embeddings(request: Request) -> Any:
     fleet = _authorized_fleet(request)
     req: LegacyEmbeddingsRequest = await _body(request, fleet, LegacyEmbeddingsRequest)
     relay = await _embed(request, fleet, req.model, [req.prompt], t0, {})
-    return OllamaAdapter(relay, whole=functools.partial(embedding_response, req.model, t0, legacy=True))
+    return OllamaAdapter(relay, whole=_embedding_response(req.model, t0, legacy=True))
 
 
 async def unsupported(request: Request) -> Response:

@@ -11,6 +11,7 @@ from sglfleet.core.redact import redact_url
 from sglfleet.engines.llamacpp import BUILTIN_MODEL
 
 DEFAULT_MODEL_NAME = "smollm2-135m"
+DEFAULT_EMBED_MODEL_NAME = "smollm2-135m-embed"  # the same GGUF in llama.cpp's embedding mode
 ENV_PREFIX = "SGLFLEET_"
 
 __all__ = ["BUILTIN_MODEL", "DEFAULT_MODEL_NAME", "ENV_PREFIX", "EngineName", "Frozen", "PolicyName", "Priority",

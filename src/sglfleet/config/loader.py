@@ -12,15 +12,20 @@ from typing import Any
 import yaml
 from pydantic import ValidationError, model_validator
 
-from sglfleet.config.base import DEFAULT_MODEL_NAME, ENV_PREFIX, Frozen
+from sglfleet.config.base import DEFAULT_EMBED_MODEL_NAME, DEFAULT_MODEL_NAME, ENV_PREFIX, Frozen
 from sglfleet.config.gateway import GatewayConfig
-from sglfleet.config.models import ModelConfig
+from sglfleet.config.models import Capabilities, ModelConfig
 from sglfleet.config.routes import VirtualModel
 
 
 class FleetConfig(Frozen):
     gateway: GatewayConfig = GatewayConfig()
-    models: tuple[ModelConfig, ...] = (ModelConfig(name=DEFAULT_MODEL_NAME),)
+    # the embedded default: SmolLM2 for chat, and the same GGUF in llama.cpp's embedding mode
+    # (demonstration-quality vectors: a chat model's mean-pooled hidden states)
+    models: tuple[ModelConfig, ...] = (
+        ModelConfig(name=DEFAULT_MODEL_NAME),
+        ModelConfig(name=DEFAULT_EMBED_MODEL_NAME, capabilities=Capabilities(embedding=True), n_ctx=512),
+    )
     routes: tuple[VirtualModel, ...] = ()
 
     @model_validator(mode="after")

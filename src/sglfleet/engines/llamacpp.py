@@ -72,6 +72,8 @@ class LlamaCppEngine:
             "--n_threads", str(model.n_threads or default_threads()),
             "--interrupt_requests", "False",
         ]
+        if model.capabilities.embedding:  # serves /v1/embeddings (and still completes: the probe)
+            argv += ["--embedding", "true"]
         if model.prompt_cache_mb:
             argv += ["--cache", "True", "--cache_type", "ram",
                      "--cache_size", str(model.prompt_cache_mb * 1024 * 1024)]

@@ -51,7 +51,10 @@ class ManagedGPUEngine:
             prof = sglang_profile(model).model_copy(
                 update={"host": host, "port": port, "served_model_name": model.served_model,
                         "python": sys.executable})
-            return LaunchSpec(argv=tuple(prof.to_argv()), url=f"http://{host}:{port}", env=dict(prof.env))
+            argv = prof.to_argv()
+            if model.capabilities.embedding and "--is-embedding" not in argv:
+                argv.append("--is-embedding")  # SGLang serves /v1/embeddings only in this mode
+            return LaunchSpec(argv=tuple(argv), url=f"http://{host}:{port}", env=dict(prof.env))
         argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
                 "--model", model.resolved_model_path, "--served-model-name", model.served_model,
                 "--host", host, "--port", str(port), *model.engine_args]

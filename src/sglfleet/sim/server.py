@@ -16,7 +16,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from sglfleet.sim import generation
+from sglfleet.sim import embeddings, generation
 from sglfleet.sim.config import SimConfig
 from sglfleet.sim.engine import Engine
 from sglfleet.sim.fast import PieceTable
@@ -75,6 +75,7 @@ class SimWorker:
         add = app.router.add_route
         add("POST", "/v1/chat/completions", self.chat)
         add("POST", "/v1/completions", self.completion)
+        add("POST", "/v1/embeddings", self.embeddings)
         add("POST", "/generate", self.generate)
         add("PUT", "/generate", self.generate)
         add("GET", "/v1/models", self.models)
@@ -111,6 +112,9 @@ class SimWorker:
 
     async def generate(self, request: web.Request) -> web.StreamResponse:
         return await generation.handle(self, request, "generate")
+
+    async def embeddings(self, request: web.Request) -> web.StreamResponse:
+        return await embeddings.handle(self, request)
 
     def _card(self) -> dict[str, Any]:
         name = self.config.model_name
