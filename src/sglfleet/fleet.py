@@ -22,7 +22,7 @@ from sglfleet.core.worker import Worker
 from sglfleet.engines.llamacpp import resolve_model_path
 from sglfleet.engines.llamacpp_tokens import PromptTokenCounter
 from sglfleet.engines.registry import get_engine
-from sglfleet.metrics import Metrics, registry_gauges
+from sglfleet.metrics import Metrics, memory_gauges, registry_gauges
 from sglfleet.routing.pd import PDPool
 from sglfleet.routing.pool import ModelPool, Pool
 from sglfleet.routing.registry import Registry
@@ -62,7 +62,7 @@ class Fleet:
         self._tick: asyncio.Task[None] | None = None
         self._deadlines: asyncio.Task[None] | None = None
         self.metrics.add_live_collector(lambda: registry_gauges(self.registry))
-        self.metrics.add_live_collector(self._memory_gauges)
+        self.metrics.add_live_collector(lambda: memory_gauges(self.memory, cfg.gateway.memory))
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -164,28 +164,6 @@ class Fleet:
                             await task.stop()
                     return w
         return None
-
-    def _memory_gauges(self) -> list[Any]:
-        """Memory budget, use and PSI at scrape time (cheap: no process-tree walk here)."""
-        from prometheus_client.core import GaugeMetricFamily
-
-        b = self.memory.budget
-        budget = GaugeMetricFamily("sglfleet_memory_budget_bytes", "Memory budget for managed engines",
-                                   labels=["device", "limit"])
-        budget.add_metric([b.device, "total"], b.total_bytes)
-        budget.add_metric([b.device, "soft"], b.soft_bytes(self.cfg.gateway.memory))
-        budget.add_metric([b.device, "hard"], b.hard_bytes(self.cfg.gateway.memory))
-        used = GaugeMetricFamily("sglfleet_memory_used_bytes", "Memory held by managed engines (measured, "
-                                 "else estimated)", labels=["device"])
-        used.add_metric([b.device], self.memory.used())
-        psi = GaugeMetricFamily("sglfleet_memory_pressure", "PSI memory stall percent (/proc/pressure/memory)",
-                                labels=["kind", "window"])
-        p = self.memory.pressure()
-        if p.available:
-            for kind, window, v in (("some", "avg10", p.some_avg10), ("full", "avg10", p.full_avg10),
-                                    ("some", "avg60", p.some_avg60), ("full", "avg60", p.full_avg60)):
-                psi.add_metric([kind, window], v)
-        return [budget, used, psi]
 
     def prompt_counter(self, pool: Pool) -> PromptTokenCounter | None:
         """Gateway-side prompt token counting for engines whose streams carry no usage."""

@@ -34,6 +34,7 @@ class ModelMetrics:
     disconnects: Any
     cache_hits: Any
     cache_misses: Any
+    panic_routes: Any
 
 
 class Metrics:
@@ -57,7 +58,13 @@ class Metrics:
                                      ["model", "result"], registry=r)
         self.route_decisions = Counter("sglfleet_route_decisions", "Task-route classifications",
                                        ["virtual_model", "route", "target"], registry=r)
+        self.verdicts = Counter("sglfleet_attempt_verdicts", "Attempts closed, by verdict (success, worker_fault, "
+                                "request_fault, client_gone, deadline): what each worker was blamed for",
+                                ["model", "worker", "verdict"], registry=r)
+        self.panic_routes = Counter("sglfleet_panic_routes", "Requests routed while every worker of the model was "
+                                    "ejected (panic mode)", ["model"], registry=r)
         self._by_model: dict[str, ModelMetrics] = {}
+        self._verdict_children: dict[tuple[str, str, str], Any] = {}
         self._requests_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[tuple[str, str], Any] = {}
 
@@ -72,6 +79,7 @@ class Metrics:
                 disconnects=self.disconnects.labels(name),
                 cache_hits=self.cache_lookups.labels(name, "hit"),
                 cache_misses=self.cache_lookups.labels(name, "miss"),
+                panic_routes=self.panic_routes.labels(name),
             )
             self._by_model[name] = m
         return m
@@ -87,6 +95,13 @@ class Metrics:
         if lat is None:
             lat = self._latency_children[lkey] = self.latency.labels(model, endpoint)
         lat.observe(duration_s)
+
+    def observe_verdict(self, model: str, worker: str, verdict: str) -> None:
+        key = (model, worker, verdict)
+        child = self._verdict_children.get(key)
+        if child is None:
+            child = self._verdict_children[key] = self.verdicts.labels(model, worker, verdict)
+        child.inc()
 
     def add_live_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
         self.registry.register(_LiveCollector(collect))
@@ -122,6 +137,8 @@ def registry_gauges(registry: Registry) -> Iterable[Metric]:
                                  labels=["model", "worker", "url"])
     breaker = GaugeMetricFamily("sglfleet_worker_breaker_state", "0 closed, 1 open, 2 half-open",
                                 labels=["model", "worker", "url"])
+    stalled = GaugeMetricFamily("sglfleet_worker_stalled", "1 while the worker misses its heartbeat (hung engine)",
+                                labels=["model", "worker", "url"])
     processed = GaugeMetricFamily("sglfleet_worker_processed", "Requests dispatched to the worker",
                                   labels=["model", "worker", "url"])
     queue = GaugeMetricFamily("sglfleet_queue_depth", "Requests waiting for a slot", labels=["model"])
@@ -135,10 +152,33 @@ def registry_gauges(registry: Registry) -> Iterable[Metric]:
             healthy.add_metric(lab, 1.0 if w.healthy else 0.0)
             eligible.add_metric(lab, 1.0 if w.eligible else 0.0)
             breaker.add_metric(lab, float(w.breaker.state))
+            stalled.add_metric(lab, 1.0 if w.stalled else 0.0)
             processed.add_metric(lab, w.processed)
         queue.add_metric([pool.name], pool.limiter.queued)
         active.add_metric([pool.name], pool.limiter.active)
         chars = _tree_chars(pool)
         if chars is not None:
             tree.add_metric([pool.name], chars)
-    return [inflight, healthy, eligible, breaker, processed, queue, active, tree]
+    return [inflight, healthy, eligible, breaker, stalled, processed, queue, active, tree]
+
+
+def memory_gauges(memory: Any, cfg: Any) -> list[Metric]:
+    """Memory budget, use and PSI at scrape time (cheap: no process-tree walk here).
+    `memory` is the supervisor's MemoryOrchestrator, `cfg` the gateway's MemoryConfig."""
+    b = memory.budget
+    budget = GaugeMetricFamily("sglfleet_memory_budget_bytes", "Memory budget for managed engines",
+                               labels=["device", "limit"])
+    budget.add_metric([b.device, "total"], b.total_bytes)
+    budget.add_metric([b.device, "soft"], b.soft_bytes(cfg))
+    budget.add_metric([b.device, "hard"], b.hard_bytes(cfg))
+    used = GaugeMetricFamily("sglfleet_memory_used_bytes", "Memory held by managed engines (measured, "
+                             "else estimated)", labels=["device"])
+    used.add_metric([b.device], memory.used())
+    psi = GaugeMetricFamily("sglfleet_memory_pressure", "PSI memory stall percent (/proc/pressure/memory)",
+                            labels=["kind", "window"])
+    p = memory.pressure()
+    if p.available:
+        for kind, window, v in (("some", "avg10", p.some_avg10), ("full", "avg10", p.full_avg10),
+                                ("some", "avg60", p.some_avg60), ("full", "avg60", p.full_avg60)):
+            psi.add_metric([kind, window], v)
+    return [budget, used, psi]

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.fleetproc import GatewayProc, free_port, start_gateway, wait_ready, write_config
+from tests.fleetproc import GatewayProc, start_gateway
 
 ADMIN_KEY = "dash-admin-key"
 BROKEN = "broken"
@@ -37,15 +35,6 @@ def find_chromium() -> str | None:
     return None
 
 
-def dashboard_wired() -> bool:
-    """True once `create_app` registers the dashboard itself (then `sglfleet serve` serves it)."""
-    from sglfleet.api.app import create_app
-    from sglfleet.config import FleetConfig
-
-    app = create_app(FleetConfig())
-    return any(getattr(r, "path", None) == "/dashboard" for r in app.routes)
-
-
 def fleet_config(tmp: Path) -> dict[str, Any]:
     broken = tmp / "broken.gguf"
     # A GGUF magic and version followed by garbage: llama.cpp refuses it at load, every time.
@@ -60,29 +49,10 @@ def fleet_config(tmp: Path) -> dict[str, Any]:
     }
 
 
-def start_dashboard_gateway(tmp: Path, cfg: dict[str, Any]) -> GatewayProc:
-    """`sglfleet serve` once the dashboard is wired; until then the same app with
-    `routes.register(app)` called by tests/dashboard/serve_unwired.py."""
-    if dashboard_wired():
-        return start_gateway(tmp, cfg)
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config_path = write_config(tmp, cfg)
-    log_path = tmp / "gateway.log"
-    root = Path(__file__).resolve().parents[2]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.dashboard.serve_unwired", str(config_path), str(port)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root)
-    gp = GatewayProc(proc, port, log_path, config_path)
-    wait_ready(gp, 120)
-    return gp
-
-
 @pytest.fixture(scope="module")
 def dash_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProc]:
     tmp = tmp_path_factory.mktemp("dashboard")
-    gp = start_dashboard_gateway(tmp, fleet_config(tmp))
+    gp = start_gateway(tmp, fleet_config(tmp))
     yield gp
     gp.stop()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from sglfleet.engines.sglang import (
+from sglfleet.sglang.profile import (
     SGLangProfile,
     check_served_model,
     load_figures,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from sglfleet.engines.sglang import SGLangProfile
-from sglfleet.engines.sglang_rules import RULES, HostInfo, ModelFacts, check_profile
+from sglfleet.sglang.profile import SGLangProfile
+from sglfleet.sglang.rules import RULES, HostInfo, ModelFacts, check_profile
 
 PLAIN = ModelFacts(architectures=("LlamaForCausalLM",))
 LLAMA4 = ModelFacts(architectures=("Llama4ForConditionalGeneration",))

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import importlib.resources
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.fleetproc import GatewayProc, free_port, wait_ready, write_config
+from tests.fleetproc import GatewayProc, start_gateway
 
 ADMIN = {"authorization": "Bearer adm"}
 
@@ -42,22 +39,8 @@ def gateway_cfg(models: list[dict[str, Any]], **gw: Any) -> dict[str, Any]:
 
 def start_wired(tmp: Path, cfg: dict[str, Any], *, wait: bool = True, timeout: float = 60,
                 env: dict[str, str] | None = None) -> GatewayProc:
-    """Like tests.fleetproc.start_gateway, through tests.supervisor.serve_wired."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    port = free_port()
-    config_path = write_config(tmp, cfg)
-    log_path = tmp / "gateway.log"
-    root = Path(__file__).resolve().parents[2]
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.supervisor.serve_wired", "serve", "--config", str(config_path),
-             "--port", str(port), "--log-level", "info"],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=root,
-            env={**os.environ, "COLUMNS": "200", "HOME": str(tmp), **(env or {})})
-    gp = GatewayProc(proc, port, log_path, config_path)
-    if wait:
-        wait_ready(gp, timeout)
-    return gp
+    """`sglfleet serve` with HOME in `tmp` (the pid file and model cache stay in the test's folder)."""
+    return start_gateway(tmp, cfg, env={"HOME": str(tmp), **(env or {})}, wait=wait, timeout=timeout)
 
 
 def chat(url: str, model_name: str, timeout: float = 30) -> httpx.Response:

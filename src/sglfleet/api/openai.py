@@ -8,6 +8,7 @@ relay bytes -> record metrics and the access line once.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from typing import Any
@@ -148,6 +149,7 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
         raise Unavailable("the gateway is shutting down; retry on another instance", retry_after_s=5)  # 503
     exchange = Exchange(rid, pool.name, registry=fleet.exchanges, t0=t0)
     exchange.task = asyncio.current_task()
+    exchange.observe = functools.partial(fleet.metrics.observe_verdict, pool.name)
     link = ClientLink(request.receive)  # a client leaving cancels whatever we wait for below
     try:
         await pool.ensure_ready()

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from sglfleet.config.base import BUILTIN_MODEL, EngineName, Frozen, PolicyName, Priority, check_urls
-from sglfleet.engines.sglang import SGLangProfile
+from sglfleet.sglang.profile import SGLangProfile
 
 
 class CacheAwareConfig(Frozen):

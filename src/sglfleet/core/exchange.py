@@ -136,6 +136,8 @@ class Attempt:
         self.verdict = verdict
         self.settle()
         w = self.worker
+        if self.exchange.observe is not None:
+            self.exchange.observe(w.id, verdict.value)
         if verdict is Verdict.SUCCESS:
             w.breaker.record_success()
         elif verdict is Verdict.WORKER_FAULT or verdict is Verdict.DEADLINE:
@@ -148,7 +150,7 @@ class Exchange:
     """One client request from admission to its last byte."""
 
     __slots__ = ("request_id", "model", "t0", "attempts", "suspects", "aborted", "_release", "_registry",
-                 "closed", "task")
+                 "closed", "task", "observe")
 
     def __init__(self, request_id: str, model: str, *, registry: set[Exchange] | None = None,
                  t0: float | None = None) -> None:
@@ -162,6 +164,7 @@ class Exchange:
         self._registry = registry
         self.closed = False
         self.task: asyncio.Task[Any] | None = None  # the task that admits and dispatches it
+        self.observe: Callable[[str, str], None] | None = None  # (worker id, verdict) -> metrics
         if registry is not None:
             registry.add(self)
 

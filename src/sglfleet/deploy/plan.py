@@ -18,7 +18,7 @@ import yaml
 
 from sglfleet.config import ConfigError, FleetConfig, ModelConfig, parse_config
 from sglfleet.engines.managed_gpu import sglang_profile
-from sglfleet.engines.sglang import SGLangProfile
+from sglfleet.sglang.profile import SGLangProfile
 
 GATEWAY_CONFIG_PATH = "/etc/sglfleet/fleet.yaml"
 GATEWAY_NAME = "sglfleet-gateway"

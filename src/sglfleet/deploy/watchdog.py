@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from sglfleet.engines.sglang import HEALTH_PATH, MODELS_PATH, check_served_model
+from sglfleet.sglang.profile import HEALTH_PATH, MODELS_PATH, check_served_model
 
 
 @dataclass(frozen=True, kw_only=True)

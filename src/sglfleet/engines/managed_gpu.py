@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sglfleet.engines.base import LaunchSpec, Probe
-from sglfleet.engines.sglang import SGLangProfile
+from sglfleet.sglang.profile import SGLangProfile
 
 if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
     from sglfleet.config import ModelConfig

@@ -30,7 +30,7 @@ def _load_profile(source: str, role: str | None) -> tuple[Any, str]:
     """A preset name or a YAML file (a preset document or a bare profile mapping)."""
     import yaml
 
-    from sglfleet.engines.sglang import SGLangProfile
+    from sglfleet.sglang.profile import SGLangProfile
     from sglfleet.planner.presets import Preset, list_presets, load_preset
 
     if source in list_presets():
@@ -179,8 +179,8 @@ def launch_command(
 
     from pydantic import ValidationError
 
-    from sglfleet.engines.sglang import SGLangProfile
-    from sglfleet.engines.sglang_rules import HostInfo, check_profile
+    from sglfleet.sglang.profile import SGLangProfile
+    from sglfleet.sglang.rules import HostInfo, check_profile
 
     profile, chosen = _load_profile(source, role)
     try:

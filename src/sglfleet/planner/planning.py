@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sglfleet.engines.sglang import SGLangProfile
-from sglfleet.engines.sglang_rules import ModelFacts, check_profile
+from sglfleet.sglang.profile import SGLangProfile
+from sglfleet.sglang.rules import ModelFacts, check_profile
 from sglfleet.planner.hardware import GPUSpec, custom_gpu, find_gpu
 from sglfleet.planner.kv import kv_bytes_for_sequence, kv_layout
 from sglfleet.planner.memory import GIB, kv_pool

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from sglfleet.engines.sglang import SGLangProfile
+from sglfleet.sglang.profile import SGLangProfile
 from sglfleet.planner.model_config import ModelArch, parse_config
 
 

@@ -124,6 +124,8 @@ class Dispatcher:
                 raise
             if decision.cache_hit is not None:
                 (mm.cache_hits if decision.cache_hit else mm.cache_misses).inc()
+            if ctx.panic:
+                mm.panic_routes.inc()
             attempt = exchange.attempt(decision)
             attempt.first_limit_s = limits.first_byte_s if stream else limits.total_s
             attempt.stall_limit_s = limits.stall_s

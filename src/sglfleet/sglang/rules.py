@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from sglfleet.engines.sglang import SGLangProfile
+from sglfleet.sglang.profile import SGLangProfile
 
 LLAMA4_BACKENDS = frozenset({"fa3", "aiter", "triton", "ascend", "trtllm_mha", "intel_xpu"})
 SPEC_PAGED_TOPK_BACKENDS = frozenset({"flashinfer", "fa3", "triton"})
