@@ -105,7 +105,7 @@ async def generate(request: Request, endpoint: str) -> Any:
         if router is not None:
             headers["x-sglfleet-model"] = pool.name
         text = chat_text(data["messages"]) if chat else prompt_text(data["prompt"])
-        ctx = RouteContext(text=text, routing_key=request.headers.get(gw.routing_key_header))
+        ctx = RouteContext(text=text, routing_key=request.headers.get(gw.routing_key_header), body=data)
         path = "/v1/chat/completions" if chat else "/v1/completions"
         return await forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers)
     except GatewayError as exc:
@@ -181,6 +181,9 @@ async def forward(request: Request, fleet: Fleet, pool: ModelPool, data: dict[st
             mm.tokens_completion.inc(out.completion_tokens)
         if out.disconnected:
             mm.disconnects.inc()
+        d = opened.decision
+        fleet.metrics.observe_cache_prediction(pool.name, pool.policy.name, d.predicted_cached_tokens,
+                                               d.matched_chars, len(ctx.text), out.prompt_tokens, out.cached_tokens)
         fleet.stats.record(pool.name, status=out.status, ttft_s=out.ttft_s, prompt_tokens=out.prompt_tokens,
                            completion_tokens=out.completion_tokens, cache_hit=opened.decision.cache_hit)
         if fleet.cfg.gateway.access_log:

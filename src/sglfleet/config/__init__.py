@@ -41,6 +41,7 @@ from sglfleet.config.models import (
     Capabilities,
     HooksConfig,
     KubernetesDiscoveryConfig,
+    KvEventsConfig,
     ModelConfig,
     RestartConfig,
     SourceConfig,
@@ -51,7 +52,7 @@ from sglfleet.config.routes import RouteMatch, TaskRoute, VirtualModel
 __all__ = [
     "BUILTIN_MODEL", "DEFAULT_MODEL_NAME", "ENV_PREFIX", "BreakerConfig", "CacheAwareConfig",
     "Capabilities", "ConfigError", "EngineName", "FleetConfig", "Frozen", "GatewayConfig",
-    "HealthConfig", "HooksConfig", "KubernetesDiscoveryConfig", "MemoryConfig", "ModelConfig",
+    "HealthConfig", "HooksConfig", "KubernetesDiscoveryConfig", "KvEventsConfig", "MemoryConfig", "ModelConfig",
     "PolicyName", "Priority", "RestartConfig", "RetryConfig", "RouteMatch", "SourceConfig",
     "TaskRoute", "TimeoutConfig", "VirtualModel", "WorkerGroupConfig", "apply_env_overrides",
     "check_urls", "interpolate", "load_config", "parse_config",

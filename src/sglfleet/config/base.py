@@ -12,7 +12,7 @@ DEFAULT_MODEL_NAME = "smollm2-135m"
 ENV_PREFIX = "SGLFLEET_"
 
 EngineName = Literal["llamacpp", "sglang", "vllm", "external"]
-PolicyName = Literal["round_robin", "random", "least_load", "power_of_two", "cache_aware", "session"]
+PolicyName = Literal["round_robin", "random", "least_load", "power_of_two", "cache_aware", "session", "kv_events"]
 Priority = Literal["critical", "high", "normal", "low"]
 
 

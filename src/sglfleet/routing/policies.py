@@ -12,11 +12,14 @@ import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sglfleet.config import CacheAwareConfig
 from sglfleet.routing.prefix_tree import PrefixTree
 from sglfleet.upstream.worker import Worker
+
+if TYPE_CHECKING:
+    from sglfleet.config import ModelConfig
 
 
 @dataclass(slots=True)
@@ -26,6 +29,7 @@ class RouteContext:
     text: str = ""  # routing text: all messages' content, or the prompt
     routing_key: str | None = None  # e.g. X-Session-ID
     exclude: set[str] = field(default_factory=set)  # workers that already failed this request
+    body: dict[str, Any] | None = None  # the request body, for policies that tokenize like the engine
 
 
 @dataclass(slots=True)
@@ -33,6 +37,7 @@ class Decision:
     worker: Worker
     cache_hit: bool | None = None  # cache_aware: prefix matched above threshold
     matched_chars: int = 0
+    predicted_cached_tokens: int | None = None  # kv_events: prompt tokens the engine should have cached
 
 
 class Policy(Protocol):
@@ -181,7 +186,8 @@ class Session:
         self.fallback.forget(worker)
 
 
-def make_policy(name: str, cache_cfg: CacheAwareConfig | None = None, seed: int | None = None) -> Policy:
+def make_policy(name: str, cache_cfg: CacheAwareConfig | None = None, seed: int | None = None,
+                model: ModelConfig | None = None) -> Policy:
     if name == "round_robin":
         return RoundRobin()
     if name == "random":
@@ -194,4 +200,13 @@ def make_policy(name: str, cache_cfg: CacheAwareConfig | None = None, seed: int 
         return CacheAware(cache_cfg)
     if name == "session":
         return Session(cache_cfg)
+    if name == "kv_events":
+        from sglfleet.routing.kv_policy import KvEventsPolicy
+
+        if model is None:
+            raise ValueError("policy kv_events needs the model's configuration")
+        kv = model.kv_events
+        if kv.tokenizer is None and model.model_path:
+            kv = kv.model_copy(update={"tokenizer": model.model_path})
+        return KvEventsPolicy(kv, cache_cfg, urls=model.urls, api_key=model.api_key)
     raise ValueError(f"unknown policy {name!r}")

@@ -20,7 +20,7 @@ class ModelPool:
         self.cfg = cfg
         self.name = cfg.name
         self.workers: list[Worker] = []
-        self.policy = policy or make_policy(cfg.policy, cfg.cache_aware)
+        self.policy = policy or make_policy(cfg.policy, cfg.cache_aware, model=cfg)
         self.limiter = Limiter(cfg.max_concurrency, cfg.max_queue, cfg.queue_timeout_s)
         self.loader: Loader | None = None
         self.failure: str | None = None  # set while the model's crash breaker is open (FATAL)
