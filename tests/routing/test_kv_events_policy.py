@@ -28,7 +28,7 @@ SHARED = " ".join(f"shared{i}" for i in range(40))
 
 def kv_config(n: int) -> str:
     base = find_free_ports(2 * n)
-    return json.dumps({"publisher": "zmq", "endpoint": "tcp://*:%d" % base, "replay_endpoint": "tcp://*:%d" % (base + n)})
+    return json.dumps({"publisher": "zmq", "endpoint": f"tcp://*:{base}", "replay_endpoint": f"tcp://*:{base + n}"})
 
 
 async def until(cond: Callable[[], bool], what: str, timeout_s: float = 10.0) -> None:
