@@ -63,6 +63,20 @@ def test_event_log_replays_to_exactly_the_cached_pages(seqs: list[list[int]], pa
                 assert set(ev.block_hashes) <= held
                 held.difference_update(ev.block_hashes)
     assert len(held) * page == cache.total_tokens
+    stack, in_tree = [cache.root], 0
+    while stack:  # the accounting matches the tree (no edge lost to a shared first token)
+        node = stack.pop()
+        in_tree += len(node.key)
+        stack.extend(node.children.values())
+    assert in_tree == cache.total_tokens
+
+
+def test_paged_edges_sharing_a_first_token_coexist() -> None:
+    cache = RadixCache(page_size=2)
+    cache.insert([1, 2, 3, 4])
+    cache.insert([1, 9, 3, 4])  # same first token, different first page
+    assert cache.match_prefix([1, 2, 3, 4])[0] == 4 and cache.match_prefix([1, 9, 3, 4])[0] == 4
+    assert cache.total_tokens == 8
 
 
 def test_kv_events_config_is_checked() -> None:

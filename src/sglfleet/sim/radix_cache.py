@@ -57,7 +57,7 @@ class Node:
 
     def __init__(self, key: tuple[int, ...], parent: Node | None) -> None:
         self.key = key
-        self.children: dict[int, Node] = {}
+        self.children: dict[int | tuple[int, ...], Node] = {}  # by first token (first page when paged)
         self.parent = parent
         self.lock_ref = 0
         self.last_access = 0
@@ -96,6 +96,11 @@ class RadixCache:
         self.evictable_tokens = 0
         self._tick = 0
 
+    def _child_key(self, seq: Sequence[int], start: int = 0) -> int | tuple[int, ...]:
+        """Children are keyed by their first page (SGLang's paged radix key): two edges may share
+        a first token but never a first page."""
+        return seq[start] if self.page_size == 1 else tuple(seq[start : start + self.page_size])
+
     def _touch(self, node: Node) -> None:
         self._tick += 1
         node.last_access = self._tick
@@ -109,10 +114,10 @@ class RadixCache:
             upper.hashes, node.hashes = node.hashes[:pages], node.hashes[pages:]
         upper.lock_ref = node.lock_ref
         upper.last_access = node.last_access
-        node.parent.children[upper.key[0]] = upper
+        node.parent.children[self._child_key(upper.key)] = upper
         node.key = node.key[at:]
         node.parent = upper
-        upper.children[node.key[0]] = node
+        upper.children[self._child_key(node.key)] = node
         return upper
 
     def match_prefix(self, tokens: Sequence[int]) -> tuple[int, Node]:
@@ -120,7 +125,9 @@ class RadixCache:
         node, pos = self.root, 0
         self._touch(node)
         while pos < len(tokens):
-            child = node.children.get(tokens[pos])
+            if len(tokens) - pos < self.page_size:
+                break
+            child = node.children.get(self._child_key(tokens, pos))
             if child is None:
                 break
             k = _common_len(child.key, tokens, pos)
@@ -142,7 +149,7 @@ class RadixCache:
         if matched == len(tokens):
             return 0, node
         leaf = Node(tuple(tokens[matched:]), node)
-        node.children[leaf.key[0]] = leaf
+        node.children[self._child_key(leaf.key)] = leaf
         self._touch(leaf)
         if self.record_events:
             self._record_stored(leaf)
@@ -189,7 +196,7 @@ class RadixCache:
             _, _, node = heapq.heappop(heap)
             parent = node.parent
             assert parent is not None
-            del parent.children[node.key[0]]
+            del parent.children[self._child_key(node.key)]
             if self.record_events and node.hashes:
                 self.events.append(Removed(list(node.hashes)))
             freed += len(node.key)
