@@ -40,6 +40,8 @@ class KvEventsConfig(Frozen):
     replay_endpoints: tuple[str | None, ...] = ()
     topic: str = ""
     overlap_weight: float = Field(1.0, ge=0)
+    # a worker above balance_ratio x the mean in-flight count + 1 is picked only when all are
+    balance_ratio: float | None = Field(None, ge=1)
     stale_after_s: float = Field(10.0, gt=0)
 
 

@@ -4,17 +4,24 @@ Per request, bounded work: tokenize once (the engine's tokenizer), compute the c
 of the prompt's full blocks once, then one walk over the block index (one lookup per block
 until no worker holds the next one) and one over the blocks this gateway has in flight.
 
-Each eligible worker w gets a cost, lowest wins (NVIDIA Dynamo's KV router cost):
+Each eligible worker w gets a cost, lowest wins (the shape of NVIDIA Dynamo's KV router
+cost, with the load term measured in prefill work):
 
-    cost(w) = overlap_weight x blocks w must prefill + blocks w has in flight
+    cost(w) = overlap_weight x blocks w must prefill + prefill blocks w has in flight
 
 - blocks to prefill = the prompt's blocks minus the leading blocks w holds, where "holds"
   is the longer of what its events say it caches and what this gateway sent it and is still
   in flight (a prefix that is being prefilled there right now will be cached by the time the
   next request is admitted);
-- blocks in flight = distinct blocks of the requests dispatched to w and not finished,
-  counted at dispatch. Completion is read from the worker's in-flight count: when it drops,
-  the oldest requests of w are taken as finished (an estimate; the count itself is exact).
+- prefill blocks in flight = the sum of that same number for the requests dispatched to w
+  and not finished, counted at dispatch: the prefill work queued ahead of this request.
+  Completion is read from the worker's in-flight count: when it drops, the oldest requests
+  of w are taken as finished (an estimate; the count itself is exact).
+  Dynamo counts the in-flight requests' KV blocks (decode memory) instead; on a shared-prefix
+  workload that makes a holder of a hot prefix look as busy as a full prefill and spreads
+  every group (measured in docs/routing.md).
+- `balance_ratio` (off by default): a worker with more than balance_ratio x the mean
+  in-flight count + 1 is only chosen when every worker is.
 - ties: fewer requests in flight, then fewer cached blocks (new prefixes go where eviction
   hurts least), then fewer processed.
 
@@ -69,8 +76,9 @@ class KvEventsPolicy:
         self._api_key = api_key
         self.subscribers: dict[str, Subscriber] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._active: dict[str, deque[list[int]]] = {}
+        self._active: dict[str, deque[tuple[list[int], int]]] = {}  # (block keys, prefill blocks)
         self._active_refs: dict[str, Counter[int]] = {}
+        self._queued: dict[str, int] = {}  # prefill blocks in flight per worker
         self._sent_at: dict[str, float] = {}
         self.decisions = 0
         self.fallback_decisions = 0
@@ -101,6 +109,7 @@ class KvEventsPolicy:
         self.index.clear(worker.id)
         self._active.pop(worker.id, None)
         self._active_refs.pop(worker.id, None)
+        self._queued.pop(worker.id, None)
         self._sent_at.pop(worker.id, None)
         self.fallback.forget(worker)
 
@@ -125,15 +134,18 @@ class KvEventsPolicy:
             return
         refs = self._active_refs[w.id]
         while len(q) > w.inflight:
-            for key in q.popleft():
+            keys, prefill = q.popleft()
+            self._queued[w.id] -= prefill
+            for key in keys:
                 n = refs[key] - 1
                 if n:
                     refs[key] = n
                 else:
                     del refs[key]
 
-    def _record(self, w: Worker, keys: list[int], now: float) -> None:
-        self._active.setdefault(w.id, deque()).append(keys)
+    def _record(self, w: Worker, keys: list[int], prefill: int, now: float) -> None:
+        self._active.setdefault(w.id, deque()).append((keys, prefill))
+        self._queued[w.id] = self._queued.get(w.id, 0) + prefill
         refs = self._active_refs.setdefault(w.id, Counter())
         refs.update(keys)
         sub = self.subscribers.get(w.id)
@@ -165,8 +177,10 @@ class KvEventsPolicy:
         if stale:
             self.fallback_decisions += 1
             steps = self.fallback.tree.match(ctx.text) if ctx.text else []
-        best: tuple[float, int, int, int] | None = None
+        best: tuple[bool, float, int, int, int] | None = None
         chosen, chosen_overlap = ws[0], 0
+        ratio = self.cfg.balance_ratio
+        cap = ratio * sum(w.inflight for w in ws) / len(ws) + 1 if ratio is not None else None
         for w in ws:
             if w.id in depth:
                 held = depth[w.id]
@@ -179,11 +193,12 @@ class KvEventsPolicy:
                 while pend < matchable and keys[pend] in refs:
                     pend += 1
                 held = max(held, pend)
-            cost = self.cfg.overlap_weight * (total - held) + (len(refs) if refs else 0)
-            rank = (cost, w.inflight, self.index.blocks(w.id), w.processed)
+            cost = self.cfg.overlap_weight * (total - held) + self._queued.get(w.id, 0)
+            over = cap is not None and w.inflight > cap
+            rank = (over, cost, w.inflight, self.index.blocks(w.id), w.processed)
             if best is None or rank < best:
                 best, chosen, chosen_overlap = rank, w, held
-        self._record(chosen, keys, now)
+        self._record(chosen, keys, total - chosen_overlap, now)
         if ctx.text:
             self.fallback.tree.insert(ctx.text, chosen.id)
         return Decision(chosen, cache_hit=chosen_overlap > 0,
