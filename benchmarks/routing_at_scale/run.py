@@ -211,7 +211,8 @@ def _order(policy: str) -> tuple[int, str]:
 
 def policy_config(policy: str) -> dict[str, Any]:
     """`cache_aware+slack4+cpw16384` = cache_aware with affinity_slack 4 and
-    max_chars_per_worker 16384; `kv_events+w2` = kv_events with overlap_weight 2."""
+    max_chars_per_worker 16384; `kv_events+w2+b1.5` = kv_events with overlap_weight 2 and
+    balance_ratio 1.5."""
     name, *variants = policy.split("+")
     cfg: dict[str, Any] = {"policy": name}
     cache: dict[str, int] = {}
@@ -223,6 +224,8 @@ def policy_config(policy: str) -> dict[str, Any]:
             cache["max_chars_per_worker"] = int(v[3:])
         elif v.startswith("w"):  # kv_events.overlap_weight
             kv["overlap_weight"] = float(v[1:])
+        elif v.startswith("b"):  # kv_events.balance_ratio
+            kv["balance_ratio"] = float(v[1:])
     if cache:
         cfg["cache_aware"] = cache
     if name == "kv_events":
@@ -292,8 +295,7 @@ def run_pass(policy: str, n: int, urls: list[str], reqs: list[BenchRequest], loa
 
 
 def prediction_error(url: str) -> dict[str, float]:
-    """Mean absolute and mean signed sglfleet_cache_prediction_error_tokens (from the buckets'
-    sum and count; the absolute value is bounded from the bucket edges)."""
+    """sglfleet_cache_prediction_error_tokens: sum, count and the share of exact predictions."""
     import httpx
 
     text = httpx.get(url + "/metrics", timeout=10).text
@@ -303,10 +305,8 @@ def prediction_error(url: str) -> dict[str, float]:
         out[key] = float(m.group(1)) if m else 0.0
     m0 = re.search(r'^sglfleet_cache_prediction_error_tokens_bucket\{[^}]*le="0.0"[^}]*\} ([\d.e+-]+)$', text,
                    re.MULTILINE)
-    m1 = re.search(r'^sglfleet_cache_prediction_error_tokens_bucket\{[^}]*le="-1.0"[^}]*\} ([\d.e+-]+)$', text,
-                   re.MULTILINE)
-    if m0 and m1 and out["count"]:
-        out["exact_share"] = (float(m0.group(1)) - float(m1.group(1))) / out["count"]
+    if m0 and out["count"]:
+        out["exact_share"] = float(m0.group(1)) / out["count"]
     return out
 
 
@@ -379,12 +379,12 @@ def main() -> None:
                       f"failed {row['failed']}  {row['duration_s']:.1f}s  pred {row['prediction']}  "
                       f"load {row['load_after']}", flush=True)
     print("\n| N | policy | cache hit rate | oracle bound | vs oracle | TTFT p50 | TTFT p90 | req/s | output tok/s "
-          "| processed max/mean | mean prediction error (tokens) |")
+          "| processed max/mean | mean abs. prediction error (tokens) |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in sorted(rows, key=lambda r: (r["n_workers"], _order(r["policy"]))):
         o = oracles[r["n_workers"]]
         pred = r.get("prediction") or {}
-        perr = f"{pred['sum'] / pred['count']:+.0f}" if pred.get("count") else "-"
+        perr = f"{pred['sum'] / pred['count']:.0f}" if pred.get("count") else "-"
         print(f"| {r['n_workers']} | {r['policy']} | {r['hit_rate']:.1%} | {o['hit_rate_bound']:.1%} "
               f"| {r['hit_rate'] / o['hit_rate_bound']:.2f}x | {r['ttft_p50_ms']:.0f} ms | {r['ttft_p90_ms']:.0f} ms "
               f"| {r['req_per_s']:.1f} | {r['out_tok_per_s']:.0f} | {r['processed_max_over_mean']:.2f} | {perr} |")

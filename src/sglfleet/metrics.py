@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from sglfleet.routing.registry import Registry
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
-# signed: predicted minus engine-reported cached prompt tokens (> 0: the router over-promised)
-PREDICTION_ERROR_BUCKETS = (-8192, -2048, -512, -128, -32, -8, -1, 0, 1, 8, 32, 128, 512, 2048, 8192)
+# |predicted - engine-reported| cached prompt tokens (a histogram with negative buckets has no _sum)
+PREDICTION_ERROR_BUCKETS = (0, 1, 8, 32, 128, 512, 2048, 8192, 32768)
 TTFT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -59,7 +59,7 @@ class Metrics:
                                      ["model", "result"], registry=r)
         self.cache_prediction_error = Histogram(
             "sglfleet_cache_prediction_error_tokens",
-            "Cached prompt tokens the routing policy predicted minus those the engine reported",
+            "Absolute difference between the cached prompt tokens the routing policy predicted and those the engine reported",
             ["model", "policy"], buckets=PREDICTION_ERROR_BUCKETS, registry=r)
         self.route_decisions = Counter("sglfleet_route_decisions", "Task-route classifications",
                                        ["virtual_model", "route", "target"], registry=r)
@@ -100,7 +100,7 @@ class Metrics:
         if cached_tokens is None or prompt_tokens <= 0:
             return
         predicted = predicted_cached_tokens(predicted_tokens, matched_chars, text_chars, prompt_tokens)
-        self.cache_prediction_error.labels(model, policy).observe(predicted - cached_tokens)
+        self.cache_prediction_error.labels(model, policy).observe(abs(predicted - cached_tokens))
 
     def add_live_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
         self.registry.register(_LiveCollector(collect))

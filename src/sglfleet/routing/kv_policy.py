@@ -97,6 +97,14 @@ class KvEventsPolicy:
         self.subscribers[w.id] = sub
         self._tasks[w.id] = asyncio.get_running_loop().create_task(sub.run(), name=f"kv-events-{w.id}")
 
+    def watch(self, w: Worker) -> None:
+        """Subscribe as soon as the pool gets the worker (outside an event loop: at first use)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._ensure_subscriber(w)
+
     def _learn_block_size(self, eps: Endpoints) -> None:
         if self.block_size is None and eps.block_size:
             self.block_size = eps.block_size

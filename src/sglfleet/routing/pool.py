@@ -28,6 +28,9 @@ class ModelPool:
 
     def add(self, worker: Worker) -> None:
         self.workers.append(worker)
+        watch = getattr(self.policy, "watch", None)  # kv_events: subscribe to its KV events now
+        if watch is not None:
+            watch(worker)
 
     def remove(self, worker: Worker) -> None:
         self.workers.remove(worker)
