@@ -59,7 +59,7 @@ class Metrics:
                                      ["model", "result"], registry=r)
         self.cache_prediction_error = Histogram(
             "sglfleet_cache_prediction_error_tokens",
-            "Absolute difference between the cached prompt tokens the routing policy predicted and those the engine reported",
+            "|cached prompt tokens the routing policy predicted - those the engine reported|",
             ["model", "policy"], buckets=PREDICTION_ERROR_BUCKETS, registry=r)
         self.route_decisions = Counter("sglfleet_route_decisions", "Task-route classifications",
                                        ["virtual_model", "route", "target"], registry=r)
