@@ -361,13 +361,13 @@ def main() -> None:
         print(f"\nN={n} {load:g} {unit}: oracle bound {orc['hit_rate_bound']:.1%} "
               f"({orc['slots']} prefix slots for {orc['distinct_groups']} groups; infinite cache "
               f"{orc['infinite_cache_bound']:.1%})", flush=True)
-        kv_base = find_free_ports(2 * n)
-        kv = json.dumps({"publisher": "zmq", "endpoint": f"tcp://127.0.0.1:{kv_base}",
-                         "replay_endpoint": f"tcp://127.0.0.1:{kv_base + n}"})
+        base = find_free_ports(3 * n)  # one block: HTTP, KV events, replay (no overlap between them)
+        kv = json.dumps({"publisher": "zmq", "endpoint": f"tcp://127.0.0.1:{base + n}",
+                         "replay_endpoint": f"tcp://127.0.0.1:{base + 2 * n}"})
         cfg = SimConfig(cache_tokens=args.cache_tokens, time_scale=args.time_scale, seed=args.seed,
                         page_size=args.page_size, kv_events_config=kv)
         order = policies[si % len(policies):] + policies[: si % len(policies)]
-        with SimProcess(cfg, port=find_free_ports(n), workers=n) as sim:
+        with SimProcess(cfg, port=base, workers=n) as sim:
             urls = list(sim.urls)
             for policy in order:
                 row = run_pass(policy, n, urls, reqs, load, workdir, args, router_py)

@@ -39,7 +39,7 @@ class KvEventsConfig(Frozen):
     endpoints: tuple[str, ...] = ()
     replay_endpoints: tuple[str | None, ...] = ()
     topic: str = ""
-    overlap_weight: float = Field(1.0, ge=0)
+    overlap_weight: float = Field(2.0, ge=0)  # 1.0 (Dynamo's default) spread groups too much here
     # a worker above balance_ratio x the mean in-flight count + 1 is picked only when all are
     balance_ratio: float | None = Field(None, ge=1)
     stale_after_s: float = Field(10.0, gt=0)
