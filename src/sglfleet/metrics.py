@@ -13,13 +13,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
     from sglfleet.routing.registry import Registry
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+# |predicted - engine-reported| cached prompt tokens (a histogram with negative buckets has no _sum)
+PREDICTION_ERROR_BUCKETS = (0, 1, 8, 32, 128, 512, 2048, 8192, 32768)
 TTFT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
@@ -56,6 +58,10 @@ class Metrics:
                                    ["model"], registry=r)
         self.cache_lookups = Counter("sglfleet_cache_aware_lookups", "cache_aware routing decisions",
                                      ["model", "result"], registry=r)
+        self.cache_prediction_error = Histogram(
+            "sglfleet_cache_prediction_error_tokens",
+            "|cached prompt tokens the routing policy predicted - those the engine reported|",
+            ["model", "policy"], buckets=PREDICTION_ERROR_BUCKETS, registry=r)
         self.route_decisions = Counter("sglfleet_route_decisions", "Task-route classifications",
                                        ["virtual_model", "route", "target"], registry=r)
         self.verdicts = Counter("sglfleet_attempt_verdicts", "Attempts closed, by verdict (success, worker_fault, "
@@ -103,8 +109,28 @@ class Metrics:
             child = self._verdict_children[key] = self.verdicts.labels(model, worker, verdict)
         child.inc()
 
+    def observe_cache_prediction(self, model: str, policy: str, predicted_tokens: int | None, matched_chars: int,
+                                 text_chars: int, prompt_tokens: int, cached_tokens: int | None) -> None:
+        """One request's prediction error, when the engine reported its cached tokens."""
+        if cached_tokens is None or prompt_tokens <= 0:
+            return
+        predicted = predicted_cached_tokens(predicted_tokens, matched_chars, text_chars, prompt_tokens)
+        self.cache_prediction_error.labels(model, policy).observe(abs(predicted - cached_tokens))
+
     def add_live_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
         self.registry.register(_LiveCollector(collect))
+
+
+def predicted_cached_tokens(predicted_tokens: int | None, matched_chars: int, text_chars: int,
+                            prompt_tokens: int) -> int:
+    """The cached prompt tokens a decision implied: a token-level policy (kv_events) says so;
+    a character-tree policy (cache_aware) predicts the matched share of the prompt; a policy
+    that models no cache predicts none."""
+    if predicted_tokens is not None:
+        return min(max(predicted_tokens, 0), prompt_tokens)
+    if matched_chars > 0 and text_chars > 0:
+        return round(prompt_tokens * min(matched_chars / text_chars, 1.0))
+    return 0
 
 
 class _LiveCollector(Collector):
@@ -145,7 +171,22 @@ def registry_gauges(registry: Registry) -> Iterable[Metric]:
     active = GaugeMetricFamily("sglfleet_model_active_requests", "Requests holding a slot", labels=["model"])
     tree = GaugeMetricFamily("sglfleet_prefix_tree_chars", "Characters in the cache-aware prefix tree",
                              labels=["model"])
+    kv_usable = GaugeMetricFamily("sglfleet_kv_events_worker_usable",
+                                  "kv_events: 1 if the worker's KV events are live, 0 if it falls back to cache_aware",
+                                  labels=["model", "worker"])
+    kv_blocks = GaugeMetricFamily("sglfleet_kv_events_worker_blocks", "kv_events: KV blocks the worker reports cached",
+                                  labels=["model", "worker"])
+    kv_fallback = CounterMetricFamily("sglfleet_kv_events_fallback_decisions",
+                                      "kv_events decisions that scored a stale worker from the cache_aware tree",
+                                      labels=["model"])
     for pool in registry:
+        for policy in pool.policies:
+            kv_status = getattr(policy, "status", None)
+            if callable(kv_status):
+                for wid, usable, blocks in kv_status():
+                    kv_usable.add_metric([pool.name, wid], 1.0 if usable else 0.0)
+                    kv_blocks.add_metric([pool.name, wid], blocks)
+                kv_fallback.add_metric([pool.name], getattr(policy, "fallback_decisions", 0))
         for w in pool.workers:
             lab = [pool.name, w.id, w.url]
             inflight.add_metric(lab, w.inflight)
@@ -159,7 +200,8 @@ def registry_gauges(registry: Registry) -> Iterable[Metric]:
         chars = _tree_chars(pool)
         if chars is not None:
             tree.add_metric([pool.name], chars)
-    return [inflight, healthy, eligible, breaker, stalled, processed, queue, active, tree]
+    return [inflight, healthy, eligible, breaker, stalled, processed, queue, active, tree, kv_usable, kv_blocks,
+            kv_fallback]
 
 
 def memory_gauges(memory: Any, cfg: Any) -> list[Metric]:

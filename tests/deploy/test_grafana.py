@@ -38,6 +38,7 @@ def _sglfleet_names() -> set[str]:
     mm.retries.inc()
     mm.disconnects.inc()
     mm.cache_hits.inc()
+    m.observe_cache_prediction("m", "cache_aware", None, 0, 0, 10, 2)
     m.upstream_errors.labels("m", "w1", "connect").inc()
     return _exported(generate_latest(m.registry).decode())
 

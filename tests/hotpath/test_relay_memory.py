@@ -12,9 +12,9 @@ import aiohttp
 from sglfleet.api.link import ClientLink
 from sglfleet.api.relay import Outcome, StreamRelay
 from sglfleet.config import BreakerConfig
-from sglfleet.core.worker import Worker
 from sglfleet.core.exchange import Exchange
 from sglfleet.core.route import Decision
+from sglfleet.core.worker import Worker
 from sglfleet.sim.process import SimProcess
 from sglfleet.upstream.dispatch import Opened
 

@@ -6,6 +6,7 @@ import pytest
 
 from sglfleet.config import BreakerConfig, CacheAwareConfig
 from sglfleet.core.worker import Worker
+from sglfleet.routing.factory import make_policy
 from sglfleet.routing.policies import (
     CacheAware,
     LeastLoad,
@@ -13,7 +14,6 @@ from sglfleet.routing.policies import (
     RoundRobin,
     RouteContext,
     Session,
-    make_policy,
 )
 
 

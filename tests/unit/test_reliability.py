@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from sglfleet.core.auth import check_admin_key, check_api_key
 from sglfleet.config import BreakerConfig
+from sglfleet.core.auth import check_admin_key, check_api_key
 from sglfleet.core.breaker import BreakerState, CircuitBreaker
 from sglfleet.core.errors import Forbidden, Overloaded, Unauthorized, Unavailable
 from sglfleet.routing.limiter import Limiter

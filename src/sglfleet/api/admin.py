@@ -7,8 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from sglfleet.core.auth import check_admin_key
 from sglfleet.api.openai import fleet_of, json_response
+from sglfleet.core.auth import check_admin_key
 from sglfleet.core.errors import BadRequest, ModelNotFound, RouteNotFound
 from sglfleet.fleet import Fleet
 

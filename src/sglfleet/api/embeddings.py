@@ -28,10 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.requests import Request
 
 from sglfleet.api.adapter import RelayAdapter, StaticRelay, json_body, run_relay, upstream_error_message
-from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.openai import fleet_of, forward, record_rejection
 from sglfleet.config import ModelConfig
+from sglfleet.core.auth import check_api_key
 from sglfleet.core.errors import BadRequest, ClientGone, GatewayError, error_body
 from sglfleet.fleet import Fleet
 from sglfleet.routing.policies import RouteContext

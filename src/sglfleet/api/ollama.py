@@ -30,7 +30,6 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from sglfleet import __version__
-from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.embeddings import dispatch as dispatch_embeddings
 from sglfleet.api.embeddings import require_embedding, rows, upstream_body
@@ -52,6 +51,7 @@ from sglfleet.api.ollama_translate import (
 )
 from sglfleet.api.openai import fleet_of, forward
 from sglfleet.api.sockets import listen_socket
+from sglfleet.core.auth import check_api_key
 from sglfleet.core.errors import GatewayError
 from sglfleet.fleet import Fleet
 from sglfleet.routing.policies import RouteContext

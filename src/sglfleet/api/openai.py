@@ -17,12 +17,12 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
 from sglfleet.api.relay import BodyRelay, Outcome, StreamRelay
 from sglfleet.api.schemas import ChatCompletionRequest, CompletionRequest
+from sglfleet.core.auth import check_api_key
 from sglfleet.core.errors import ClientGone, GatewayError, Unavailable, UploadAborted
 from sglfleet.core.exchange import Exchange, Verdict
 from sglfleet.fleet import Fleet
@@ -103,7 +103,7 @@ async def generate(request: Request, endpoint: str) -> Any:
         if router is not None:
             headers["x-sglfleet-model"] = pool.name
         text = chat_text(data["messages"]) if chat else prompt_text(data["prompt"])
-        ctx = RouteContext(text=text, routing_key=request.headers.get(gw.routing_key_header))
+        ctx = RouteContext(text=text, routing_key=request.headers.get(gw.routing_key_header), body=data)
         path = "/v1/chat/completions" if chat else "/v1/completions"
         return await forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers)
     except GatewayError as exc:
@@ -187,8 +187,11 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
             mm.tokens_completion.inc(out.completion_tokens)
         if out.disconnected:
             mm.disconnects.inc()
+        d = opened.attempt.decision
+        fleet.metrics.observe_cache_prediction(pool.name, pool.policies[-1].name, d.predicted_cached_tokens,
+                                               d.matched_chars, len(ctx.text), out.prompt_tokens, out.cached_tokens)
         fleet.stats.record(pool.name, status=out.status, ttft_s=out.ttft_s, prompt_tokens=out.prompt_tokens,
-                           completion_tokens=out.completion_tokens, cache_hit=opened.attempt.decision.cache_hit)
+                           completion_tokens=out.completion_tokens, cache_hit=d.cache_hit)
         if fleet.cfg.gateway.access_log:
             access_log.info(
                 "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s",

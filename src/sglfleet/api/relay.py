@@ -40,12 +40,19 @@ class Outcome:
     ttft_s: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens, when the engine says
     disconnected: bool = False
     error: str = ""
     extra: dict[str, object] = field(default_factory=dict)
 
 
 Finish = Callable[[Outcome], None]
+
+
+def cached_tokens_of(usage: dict[str, object]) -> int | None:
+    details = usage.get("prompt_tokens_details")
+    value = details.get("cached_tokens") if isinstance(details, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _headers(request_id: str, content_type: bytes, extra: dict[str, str]) -> list[tuple[bytes, bytes]]:
@@ -181,6 +188,7 @@ class StreamRelay:
                 if isinstance(usage, dict):
                     out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
                     out.completion_tokens = int(usage.get("completion_tokens") or 0)
+                    out.cached_tokens = cached_tokens_of(usage)
                     found = True
                     if not data.get("choices") and not self.include_usage:
                         continue
@@ -227,6 +235,7 @@ class BodyRelay:
                 usage = orjson.loads(body).get("usage") or {}
                 out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
                 out.completion_tokens = int(usage.get("completion_tokens") or 0)
+                out.cached_tokens = cached_tokens_of(usage)
             except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
                 pass
         return resp.status, body, out

@@ -13,11 +13,11 @@ from typing import Any
 
 from starlette.requests import Request
 
-from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body
 from sglfleet.api.embeddings import require_generation
 from sglfleet.api.openai import forward, record_rejection
 from sglfleet.config import TaskRoute
+from sglfleet.core.auth import check_api_key
 from sglfleet.core.errors import ClientGone, GatewayError
 from sglfleet.fleet import Fleet
 from sglfleet.routing.policies import RouteContext

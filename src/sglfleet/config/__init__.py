@@ -43,6 +43,7 @@ from sglfleet.config.models import (
     Capabilities,
     HooksConfig,
     KubernetesDiscoveryConfig,
+    KvEventsConfig,
     ModelConfig,
     ModelTimeouts,
     RestartConfig,
@@ -54,8 +55,8 @@ from sglfleet.config.routes import RouteMatch, TaskRoute, VirtualModel
 __all__ = [
     "BUILTIN_MODEL", "DEFAULT_MODEL_NAME", "ENV_PREFIX", "BreakerConfig", "CacheAwareConfig",
     "Capabilities", "ConfigError", "EngineName", "FleetConfig", "Frozen", "GatewayConfig",
-    "HealthConfig", "HeartbeatConfig", "HooksConfig", "KubernetesDiscoveryConfig", "MemoryConfig", "ModelConfig",
-    "ModelTimeouts",
+    "HealthConfig", "HeartbeatConfig", "HooksConfig", "KubernetesDiscoveryConfig", "KvEventsConfig", "MemoryConfig",
+    "ModelConfig", "ModelTimeouts",
     "PolicyName", "Priority", "RestartConfig", "RetryConfig", "RouteMatch", "SourceConfig",
     "ServerLimits", "TaskRoute", "TimeoutConfig", "VirtualModel", "WorkerGroupConfig", "apply_env_overrides",
     "check_urls", "interpolate", "load_config", "parse_config",

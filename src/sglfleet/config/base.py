@@ -18,7 +18,7 @@ __all__ = ["BUILTIN_MODEL", "DEFAULT_MODEL_NAME", "ENV_PREFIX", "EngineName", "F
            "check_urls"]
 
 EngineName = Literal["llamacpp", "sglang", "vllm", "external"]
-PolicyName = Literal["round_robin", "random", "least_load", "power_of_two", "cache_aware", "session"]
+PolicyName = Literal["round_robin", "random", "least_load", "power_of_two", "cache_aware", "session", "kv_events"]
 Priority = Literal["critical", "high", "normal", "low"]
 
 

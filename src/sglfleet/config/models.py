@@ -27,6 +27,25 @@ class CacheAwareConfig(Frozen):
     affinity_slack: int | None = Field(None, ge=0)
 
 
+class KvEventsConfig(Frozen):
+    """Policy `kv_events`: routing on the engines' own KV-cache events (docs/routing.md).
+
+    tokenizer: `sim`, or a model directory / tokenizer.json (HF tokenizers); default: model_path.
+    block_size: the engines' page size; default: their /get_server_info `page_size`, else the
+    first event's. endpoints / replay_endpoints: ZeroMQ addresses per url (in url order); by
+    default each worker's `kv_events_config` from /get_server_info (a `*` host = its host)."""
+
+    tokenizer: str | None = None
+    block_size: int | None = Field(None, ge=1)
+    endpoints: tuple[str, ...] = ()
+    replay_endpoints: tuple[str | None, ...] = ()
+    topic: str = ""
+    overlap_weight: float = Field(2.0, ge=0)  # 1.0 (Dynamo's default) spread groups too much here
+    # a worker above balance_ratio x the mean in-flight count + 1 is picked only when all are
+    balance_ratio: float | None = Field(None, ge=1)
+    stale_after_s: float = Field(10.0, gt=0)
+
+
 class RestartConfig(Frozen):
     """Restart policy as data (supervisord's vocabulary): what counts as a failed start, the
     backoff schedule, and the crash circuit breaker (too many crashes in a window -> FATAL)."""
@@ -140,6 +159,7 @@ class ModelConfig(Frozen):
     sglang: SGLangProfile | None = None  # engine: sglang — launch profile (host/port/name set by sglfleet)
     preset: str | None = None  # engine: sglang — a shipped preset (`sglfleet presets`) as the base profile
     cache_aware: CacheAwareConfig = CacheAwareConfig()
+    kv_events: KvEventsConfig = KvEventsConfig()
     restart: RestartConfig = RestartConfig()
     timeouts: ModelTimeouts = ModelTimeouts()
     hooks: HooksConfig = HooksConfig()
@@ -177,6 +197,9 @@ class ModelConfig(Frozen):
         if self.api_key and any("@" in urlsplit(u).netloc for u in self.all_urls):
             raise ValueError("a worker url carries credentials (user:password@) and api_key is set: use one of "
                              "them (both would send two Authorization headers)")
+        if self.policy == "kv_events" and not (self.kv_events.tokenizer or self.model_path):
+            raise ValueError("policy kv_events needs kv_events.tokenizer: the model directory (its "
+                             "tokenizer.json) or 'sim' for simulated workers")
         if self.engine in ("sglang", "vllm") and not (self.model_path or self.sglang or self.preset or self.urls):
             raise ValueError(f"engine {self.engine!r} needs model_path, sglang: or preset: (or urls)")
         return self

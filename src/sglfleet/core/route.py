@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from sglfleet.core.worker import Worker
 
@@ -15,6 +16,7 @@ class RouteContext:
     routing_key: str | None = None  # e.g. X-Session-ID
     exclude: set[str] = field(default_factory=set)  # workers that already failed this request
     panic: bool = False  # set by the policy when every worker was ejected and it routed anyway
+    body: dict[str, Any] | None = None  # the request body, for policies that tokenize like the engine
 
 
 @dataclass(slots=True)
@@ -22,3 +24,4 @@ class Decision:
     worker: Worker
     cache_hit: bool | None = None  # cache_aware: prefix matched above threshold
     matched_chars: int = 0
+    predicted_cached_tokens: int | None = None  # kv_events: prompt tokens the engine should have cached

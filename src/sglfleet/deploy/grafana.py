@@ -72,6 +72,11 @@ GATEWAY_PANELS: tuple[Panel, ...] = (
         Target(expr=_ratio(f'rate(sglfleet_cache_aware_lookups_total{{{_M},result="hit"}}{_RATE})',
                            f"rate(sglfleet_cache_aware_lookups_total{{{_M}}}{_RATE})", "model"),
                legend="{{model}}"),)),
+    Panel(title="Cache prediction error: |predicted - engine-reported cached tokens|", unit="short", targets=(
+        Target(expr=_ratio(f"rate(sglfleet_cache_prediction_error_tokens_sum{{{_M}}}{_RATE})",
+                           f"rate(sglfleet_cache_prediction_error_tokens_count{{{_M}}}{_RATE})", "model, policy"),
+               legend="{{model}} {{policy}} mean"),
+        *_quantiles("sglfleet_cache_prediction_error_tokens", "policy", _M, (0.9,)))),
     Panel(title="In-flight requests per worker", unit="short", targets=(
         Target(expr=f"sglfleet_worker_inflight{{{_M}}}", legend="{{model}} {{worker}}"),)),
     Panel(title="Queue depth and active requests", unit="short", targets=(

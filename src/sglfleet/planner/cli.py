@@ -30,8 +30,8 @@ def _load_profile(source: str, role: str | None) -> tuple[Any, str]:
     """A preset name or a YAML file (a preset document or a bare profile mapping)."""
     import yaml
 
-    from sglfleet.sglang.profile import SGLangProfile
     from sglfleet.planner.presets import Preset, list_presets, load_preset
+    from sglfleet.sglang.profile import SGLangProfile
 
     if source in list_presets():
         preset = load_preset(source)

@@ -6,14 +6,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sglfleet.sglang.profile import SGLangProfile
-from sglfleet.sglang.rules import ModelFacts, check_profile
 from sglfleet.planner.hardware import GPUSpec, custom_gpu, find_gpu
 from sglfleet.planner.kv import kv_bytes_for_sequence, kv_layout
 from sglfleet.planner.memory import GIB, kv_pool
 from sglfleet.planner.model_config import ModelArch, load_config
 from sglfleet.planner.sglang_versions import NEWEST_KNOWN_VERSION, default_mem_fraction
 from sglfleet.planner.weights import LOAD_OVERHEAD_GIB, estimate_weights
+from sglfleet.sglang.profile import SGLangProfile
+from sglfleet.sglang.rules import ModelFacts, check_profile
 
 Verdict = Literal["fits", "fits_smaller_context", "does_not_fit"]
 SPECULATIVE_MAX_RUNNING = 48  # SGLang forces this when speculative decoding is on

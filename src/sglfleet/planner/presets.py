@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from sglfleet.sglang.profile import SGLangProfile
 from sglfleet.planner.model_config import ModelArch, parse_config
+from sglfleet.sglang.profile import SGLangProfile
 
 
 class Hardware(BaseModel):

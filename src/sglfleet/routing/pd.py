@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from sglfleet.config import ModelConfig, TimeoutConfig
 from sglfleet.core.route import Decision, RouteContext
 from sglfleet.core.worker import Worker
-from sglfleet.routing.policies import Policy, make_policy
+from sglfleet.routing.factory import make_policy
+from sglfleet.routing.policies import Policy
 from sglfleet.routing.pool import Pool
 
 

@@ -18,7 +18,7 @@ from sglfleet.core.route import Decision, RouteContext
 from sglfleet.core.worker import Worker
 from sglfleet.routing.prefix_tree import PrefixTree
 
-__all__ = ["Decision", "Policy", "RouteContext", "candidates", "make_policy"]
+__all__ = ["CacheAware", "Decision", "Policy", "RouteContext", "candidates", "least_loaded"]
 
 
 class Policy(Protocol):
@@ -172,19 +172,3 @@ class Session:
 
     def forget(self, worker: Worker) -> None:
         self.fallback.forget(worker)
-
-
-def make_policy(name: str, cache_cfg: CacheAwareConfig | None = None, seed: int | None = None) -> Policy:
-    if name == "round_robin":
-        return RoundRobin()
-    if name == "random":
-        return Random(seed)
-    if name == "least_load":
-        return LeastLoad()
-    if name == "power_of_two":
-        return PowerOfTwo(seed)
-    if name == "cache_aware":
-        return CacheAware(cache_cfg)
-    if name == "session":
-        return Session(cache_cfg)
-    raise ValueError(f"unknown policy {name!r}")

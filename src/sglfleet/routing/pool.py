@@ -16,8 +16,9 @@ from sglfleet.core.route import Decision, RouteContext
 from sglfleet.core.worker import Worker
 from sglfleet.engines.base import Engine
 from sglfleet.engines.registry import get_engine
+from sglfleet.routing.factory import make_policy
 from sglfleet.routing.limiter import Limiter
-from sglfleet.routing.policies import Policy, make_policy
+from sglfleet.routing.policies import Policy
 
 # Called before routing when no worker is eligible: may start the model (on-demand load) and
 # wait for it, bounded; raises an Unavailable subclass when it cannot.
@@ -52,6 +53,10 @@ class Pool:
 
     def add(self, worker: Worker) -> None:
         self.workers.append(worker)
+        for policy in self.policies:
+            watch = getattr(policy, "watch", None)  # kv_events: subscribe to its KV events now
+            if watch is not None:
+                watch(worker)
 
     def remove(self, worker: Worker) -> None:
         self.workers.remove(worker)
@@ -79,7 +84,7 @@ class ModelPool(Pool):
     def __init__(self, cfg: ModelConfig, policy: Policy | None = None, *,
                  timeouts: TimeoutConfig | None = None) -> None:
         super().__init__(cfg, timeouts=timeouts)
-        self.policy = policy or make_policy(cfg.policy, cfg.cache_aware)
+        self.policy = policy or make_policy(cfg.policy, cfg.cache_aware, model=cfg)
 
     @property
     def policies(self) -> tuple[Policy, ...]:

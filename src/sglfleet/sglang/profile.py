@@ -6,6 +6,7 @@ Flag rules live in `sglang_rules.py` (`check_profile`).
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -37,6 +38,7 @@ _FLAGS: tuple[tuple[str, str], ...] = (
     ("max_running_requests", "--max-running-requests"),
     ("chunked_prefill_size", "--chunked-prefill-size"),
     ("page_size", "--page-size"),
+    ("kv_events_config", "--kv-events-config"),
     ("attention_backend", "--attention-backend"),
     ("quantization", "--quantization"),
     ("modelopt_quant", "--modelopt-quant"),
@@ -80,6 +82,9 @@ class SGLangProfile(BaseModel):
     max_running_requests: int | None = Field(None, gt=0)
     chunked_prefill_size: int | None = None
     page_size: int | None = Field(None, ge=1)
+    # KV-cache events for policy kv_events, SGLang's JSON: {"publisher": "zmq", "endpoint":
+    # "tcp://*:5557", "replay_endpoint": "tcp://*:5558"}; the gateway reads it back from /get_server_info
+    kv_events_config: str | None = None
     attention_backend: str | None = None
     quantization: str | None = None
     modelopt_quant: str | None = None
@@ -107,6 +112,20 @@ class SGLangProfile(BaseModel):
     docker_tag: str = "latest"
     docker_shm_size: str = "32g"
     hf_cache_dir: str = "~/.cache/huggingface"
+
+    @field_validator("kv_events_config")
+    @classmethod
+    def _kv_events_json(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            data = json.loads(value)
+        except ValueError:
+            raise ValueError("kv_events_config must be SGLang's JSON object, e.g. "
+                             '{"publisher": "zmq", "endpoint": "tcp://*:5557"}') from None
+        if not isinstance(data, dict) or not isinstance(data.get("endpoint", "tcp://*:5557"), str):
+            raise ValueError("kv_events_config must be a JSON object with a string endpoint")
+        return value
 
     @field_validator("speculative_algorithm")
     @classmethod

@@ -56,6 +56,13 @@ def sim(
         rich_help_panel=_COST,
         help="Fixed inter-token latency (no batching).",
     ),
+    page_size: int = typer.Option(_D.page_size, help="KV page size in tokens (SGLang's --page-size)."),
+    kv_events_config: str | None = typer.Option(
+        None,
+        help="Publish KV events (SGLang's JSON, e.g. "
+        "'{\"publisher\":\"zmq\",\"endpoint\":\"tcp://*:5557\",\"replay_endpoint\":\"tcp://*:5657\"}'); "
+        "worker i adds i to both ports.",
+    ),
     fast: bool = typer.Option(False, help="Answer at once, no engine (gateway benchmarks)."),
     bootstrap_port: int | None = typer.Option(
         None,
@@ -104,6 +111,8 @@ def sim(
             time_scale=time_scale,
             ttft_ms=ttft_ms,
             itl_ms=itl_ms,
+            page_size=page_size,
+            kv_events_config=kv_events_config,
             fast=fast,
             bootstrap_port=bootstrap_port,
             bootstrap_timeout_s=bootstrap_timeout_s,

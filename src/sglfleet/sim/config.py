@@ -126,6 +126,9 @@ class SimConfig:
     # PD
     bootstrap_port: int | None = None  # first worker's extra bootstrap port; None = HTTP port
     bootstrap_timeout_s: float = 30.0
+    # KV cache: page size (SGLang's --page-size) and KV events (SGLang's --kv-events-config JSON)
+    page_size: int = 1
+    kv_events_config: str | None = None
     # faults at start
     faults: FaultConfig = field(default_factory=FaultConfig)
 
@@ -134,7 +137,11 @@ class SimConfig:
             raise ValueError(f"role must be one of {ROLES}, got {self.role!r}")
         if ":" in self.model_name or not self.model_name:
             raise ValueError("model_name must be non-empty and contain no ':'")
-        for name in ("cache_tokens", "max_running", "context_len", "max_prefill_tokens"):
+        if self.kv_events_config is not None:
+            from sglfleet.sim.kv_events import KvEventsConfig
+
+            KvEventsConfig.parse(self.kv_events_config)
+        for name in ("cache_tokens", "max_running", "context_len", "max_prefill_tokens", "page_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
         if self.time_scale < 0:

@@ -12,6 +12,9 @@ Normal mode runs one scheduler task per worker, like SGLang's scheduler loop:
 4. A finished request inserts prompt + output into the radix cache and frees its
    reservation; the cache is trimmed back under the pool size.
 
+KV events (when a publisher is attached) leave after every step, every finish and a flush,
+in the order the cache produced them.
+
 Steps sleep on a deadline clock, so the simulated timeline holds in real (scaled) time.
 Fixed-timing mode skips batching: each request sleeps ttft_ms, then itl_ms per token.
 """
@@ -22,19 +25,26 @@ import asyncio
 import contextlib
 import time
 from collections import deque
+from collections.abc import Callable
 
 from sglfleet.sim.config import SimConfig
 from sglfleet.sim.metrics import LoadSnapshot, SimMetrics
-from sglfleet.sim.radix_cache import RadixCache
+from sglfleet.sim.radix_cache import CacheEvent, RadixCache
 from sglfleet.sim.request import SimRequest
 from sglfleet.sim.tokenizer import token_id
 
 
 class Engine:
-    def __init__(self, config: SimConfig, metrics: SimMetrics) -> None:
+    def __init__(
+        self,
+        config: SimConfig,
+        metrics: SimMetrics,
+        publish: Callable[[list[CacheEvent]], None] | None = None,
+    ) -> None:
         self.config = config
         self.metrics = metrics
-        self.cache = RadixCache()
+        self.publish = publish
+        self.cache = RadixCache(config.page_size, record_events=publish is not None)
         self.waiting: deque[SimRequest] = deque()
         self.running: dict[SimRequest, None] = {}  # insertion-ordered set
         self.reserved_total = 0
@@ -116,7 +126,12 @@ class Engine:
             return False
         self.cache.reset()
         self.prompt_tokens_total = self.cached_tokens_total = 0
+        self._publish()
         return True
+
+    def _publish(self) -> None:
+        if self.publish is not None and self.cache.events:
+            self.publish(self.cache.take_events())
 
     def snapshot(self, bootstrap_waiting: int = 0) -> LoadSnapshot:
         used = self.cache.total_tokens - self.cache.evictable_tokens + self.reserved_total
@@ -174,6 +189,7 @@ class Engine:
         self.reserved_total -= req.reserved
         req.reserved = 0
         self._trim()
+        self._publish()
         req.notify()
 
     def _trim(self) -> None:
@@ -240,6 +256,7 @@ class Engine:
                 await self._wake.wait()
                 self._clock = asyncio.get_running_loop().time()
             admitted = self._admit()
+            self._publish()  # evictions made room for the admitted requests
             if admitted:
                 await self._advance(self._prefill_cost_ms(admitted))
                 self.steps += 1
@@ -256,6 +273,7 @@ class Engine:
                     self.reserved_total -= req.reserved - req.max_new_tokens
                     req.reserved = req.max_new_tokens
                     self._emit(req, now)
+                self._publish()
             elif self.running:
                 batch = list(self.running)
                 t0 = time.perf_counter()

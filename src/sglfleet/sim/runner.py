@@ -72,7 +72,7 @@ async def run_sim_workers(
     workers: list[SimWorker] = []
     try:
         for i in range(n):
-            worker = SimWorker(config, index=i, hub=hub)
+            worker = SimWorker(config, index=i, hub=hub, host=host)
             runner = web.AppRunner(
                 worker.app,
                 handler_cancellation=True,

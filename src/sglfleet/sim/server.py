@@ -21,6 +21,7 @@ from sglfleet.sim.config import SimConfig
 from sglfleet.sim.engine import Engine
 from sglfleet.sim.fast import PieceTable
 from sglfleet.sim.faults import FaultState, hang_forever
+from sglfleet.sim.kv_events import KvEventPublisher, KvEventsConfig
 from sglfleet.sim.metrics import SimMetrics
 from sglfleet.sim.pd import BootstrapHub
 from sglfleet.sim.protocol import BadRequest, error_response, read_json
@@ -36,12 +37,21 @@ def _json(obj: Any, status: int = 200) -> web.Response:
 
 class SimWorker:
     def __init__(
-        self, config: SimConfig, *, index: int = 0, hub: BootstrapHub | None = None
+        self,
+        config: SimConfig,
+        *,
+        index: int = 0,
+        hub: BootstrapHub | None = None,
+        host: str = "127.0.0.1",
     ) -> None:
         self.config = config
         self.index = index
         self.metrics = SimMetrics(config.model_name, config.context_len)
-        self.engine = Engine(config, self.metrics)
+        self.kv_events: KvEventsConfig | None = None
+        self.publisher: KvEventPublisher | None = None
+        if config.kv_events_config is not None:
+            self.kv_events = KvEventsConfig.parse(config.kv_events_config).for_worker(index, host)
+        self.engine = Engine(config, self.metrics, self._publish if self.kv_events else None)
         self.faults = FaultState(config.faults, seed=config.seed + index)
         self.hub = hub if hub is not None else BootstrapHub()
         self.fast_table = PieceTable(config.seed)
@@ -59,12 +69,21 @@ class SimWorker:
             self._session = aiohttp.ClientSession()
         return self._session
 
+    def _publish(self, events: list[Any]) -> None:
+        if self.publisher is not None:
+            self.publisher.publish(events)
+
     async def _on_startup(self, _app: web.Application) -> None:
+        if self.kv_events is not None:
+            self.publisher = KvEventPublisher(self.kv_events)
+            self.publisher.start()
         self.engine.start()
 
     async def _on_shutdown(self, _app: web.Application) -> None:
         self.stopping = True
         await self.engine.stop()
+        if self.publisher is not None:
+            await self.publisher.close()
         if self._session is not None:
             await self._session.close()
 
@@ -173,7 +192,8 @@ class SimWorker:
                 "max_total_num_tokens": cfg.cache_tokens,
                 "context_length": cfg.context_len,
                 "chunked_prefill_size": cfg.max_prefill_tokens,
-                "page_size": 1,
+                "page_size": cfg.page_size,
+                "kv_events_config": self.kv_events.to_json() if self.kv_events else None,
                 "disaggregation_mode": mode,
                 "disaggregation_bootstrap_port": self.bootstrap_port,
                 "random_seed": cfg.seed,
@@ -273,6 +293,7 @@ class SimWorker:
                 "faults": self.faults.config.as_dict(),
                 "healthy": self.faults.healthy(),
                 "bootstrap_waiting": self.hub.waiting,
+                "kv_events": self.publisher.describe() if self.publisher else None,
             }
         )
 

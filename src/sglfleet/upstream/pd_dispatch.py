@@ -90,7 +90,7 @@ class PDDispatcher:
         for a in (p_attempt, d_attempt):
             a.first_limit_s = limits.first_byte_s if stream else limits.total_s
             a.stall_limit_s = limits.stall_s
-        pw, dw = p_attempt.worker, d_attempt.worker
+        pw = p_attempt.worker
         rid = exchange.request_id
         body = orjson.dumps({**data, **bootstrap_fields(pw, self._rng)})
         prefill = asyncio.ensure_future(self._run_prefill(p_attempt, path, body, rid))
