@@ -33,5 +33,5 @@ def make_policy(name: str, cache_cfg: CacheAwareConfig | None = None, seed: int 
         kv = model.kv_events
         if kv.tokenizer is None and model.model_path:
             kv = kv.model_copy(update={"tokenizer": model.model_path})
-        return KvEventsPolicy(kv, cache_cfg, urls=model.urls, api_key=model.api_key)
+        return KvEventsPolicy(kv, cache_cfg, urls=model.urls)
     raise ValueError(f"unknown policy {name!r}")

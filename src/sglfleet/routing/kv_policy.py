@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from sglfleet.config import CacheAwareConfig
+from sglfleet.core.redact import split_credentials
 from sglfleet.core.worker import Worker
 from sglfleet.routing.kv_index import BlockIndex, block_keys
 from sglfleet.routing.kv_subscriber import Endpoints, Subscriber, discover
@@ -56,7 +57,7 @@ class KvEventsPolicy:
     name = "kv_events"
 
     def __init__(self, cfg: KvEventsConfig, cache_cfg: CacheAwareConfig | None = None, *,
-                 urls: Sequence[str] = (), api_key: str | None = None,
+                 urls: Sequence[str] = (),
                  tokenizer: RequestTokenizer | None = None) -> None:
         self.cfg = cfg
         if tokenizer is None:
@@ -72,8 +73,8 @@ class KvEventsPolicy:
         for i, url in enumerate(urls):
             if i < len(cfg.endpoints):
                 replay = cfg.replay_endpoints[i] if i < len(cfg.replay_endpoints) else None
-                self._configured[url.rstrip("/")] = Endpoints(cfg.endpoints[i], replay, cfg.topic, cfg.block_size)
-        self._api_key = api_key
+                clean = split_credentials(url.rstrip("/"))[0]
+                self._configured[clean] = Endpoints(cfg.endpoints[i], replay, cfg.topic, cfg.block_size)
         self.subscribers: dict[str, Subscriber] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._active: dict[str, deque[tuple[list[int], int]]] = {}  # (block keys, prefill blocks)
@@ -88,10 +89,9 @@ class KvEventsPolicy:
         if w.id in self.subscribers:
             return
         configured = self._configured.get(w.url)
-        api_key = w.api_key or self._api_key
 
         async def resolve() -> Endpoints | None:
-            return configured or await discover(w.url, api_key)
+            return configured or await discover(w.url, w.auth)
 
         sub = Subscriber(w.id, self.index, resolve, self._learn_block_size)
         self.subscribers[w.id] = sub

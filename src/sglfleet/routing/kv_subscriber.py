@@ -76,8 +76,9 @@ def endpoints_from_server_info(info: dict[str, object], worker_url: str) -> Endp
                      page if isinstance(page, int) and page > 0 else None)
 
 
-async def discover(worker_url: str, api_key: str | None = None, timeout_s: float = 5.0) -> Endpoints | None:
-    headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+async def discover(worker_url: str, auth: str | None = None, timeout_s: float = 5.0) -> Endpoints | None:
+    """The worker's KV-event endpoints from its server info; `auth` is its Authorization value."""
+    headers = {"Authorization": auth} if auth else {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as s:
         for path in ("/get_server_info", "/server_info"):
             try:
