@@ -96,6 +96,12 @@ class CircuitBreaker:
         if s is BreakerState.CLOSED and self.failures >= self.cfg.failure_threshold:
             self._set(BreakerState.OPEN)
 
+    def half_open_now(self) -> None:
+        """Evidence the worker is back (it answers its heartbeat again after a stall): let the
+        half-open probes confirm it now instead of waiting out `open_s`."""
+        if self.state is BreakerState.OPEN:
+            self._set(BreakerState.HALF_OPEN)
+
     def reset(self) -> None:
         self.failures = 0
         self._set(BreakerState.CLOSED)

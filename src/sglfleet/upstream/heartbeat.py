@@ -40,6 +40,7 @@ def mark_stalled(worker: Worker, reason: str) -> None:
 def mark_alive(worker: Worker) -> None:
     if worker.stalled:
         worker.stalled = False
+        worker.breaker.half_open_now()  # its deadline failures opened it; probes confirm it is back
         log.info("worker %s (%s, model %s) answers again", worker.id, worker.url, worker.model)
 
 
