@@ -6,9 +6,10 @@
     python3 scripts/install.py --extras plot,hub
 
 llama-cpp-python (the embedded CPU engine) ships only as source on PyPI and compiles on
-install. We build only what sglfleet uses: no multimodal library (mtmd/llava), no tools,
-tests, examples or server binaries of llama.cpp. `CMAKE_ARGS` already set in the environment
-are kept and win over ours. The full pip log goes to .venv/install.log; the console gets one
+install. We build only what the Python bindings load (libllama and ggml): not the multimodal
+library (mtmd/llava) and not llama.cpp's "common" library and its HTTP client, which serve
+llama.cpp's own command-line tools (scripts/cmake/llama_cpp_minimal.cmake). That halves the
+compile. `CMAKE_ARGS` already set in the environment are kept and win over ours. The full pip log goes to .venv/install.log; the console gets one
 line per phase and the compile step's progress, so a long build never looks hung.
 
 Standard library only: this runs before the virtualenv exists.
@@ -27,13 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # What sglfleet does not use from llama.cpp (measured in docs/performance.md, "First install").
-CMAKE_FLAGS = ("-DLLAVA_BUILD=OFF",)  # multimodal (mtmd/clip): the python bindings' optional part
+CMAKE_FLAGS = (
+    "-DLLAVA_BUILD=OFF",  # multimodal (mtmd/clip): the bindings' optional part, unused here
+    f"-DCMAKE_PROJECT_INCLUDE={ROOT / 'scripts' / 'cmake' / 'llama_cpp_minimal.cmake'}",  # no "common"
+)
 
 _NINJA = re.compile(r"^\s*\[(\d+)/(\d+)\]")
 _PHASES = (
     (re.compile(r"^Collecting (\S+)"), "collecting {0}"),
     (re.compile(r"^\s*Building wheel for (\S+)"), "building {0} (compiles llama.cpp on a fresh machine)"),
-    (re.compile(r"^\s*Created wheel for (\S+)"), "built {0}"),
+    (re.compile(r"^\s*Created wheel for ([^\s:]+)"), "built {0}"),
     (re.compile(r"^Installing collected packages"), "installing packages"),
     (re.compile(r"^Successfully installed"), "installed"),
 )
