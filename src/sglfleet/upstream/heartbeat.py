@@ -6,7 +6,8 @@ running generation, its 404 for /health does not). Any answer below 500 is a bea
 that misses `misses` beats in a row is *stalled*: policies never pick it, and its attempts that
 have sent the client nothing yet are expired, so they are retried on another worker within
 seconds instead of hanging for minutes (a SIGSTOPped or deadlocked engine still accepts TCP
-connections). One answered beat re-admits it.
+connections); a refused connection (nothing listens) stalls it at once. One answered beat
+re-admits it.
 
 The deep checks (a 1-token generation) stay with the health checker and the supervisor.
 """
@@ -62,12 +63,15 @@ class Heartbeat:
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
 
-    async def beat(self) -> bool:
+    async def beat(self) -> bool | None:
+        """True: it answered; False: no answer in time; None: nothing listens (refused)."""
         w = self.worker
         try:
             async with self.session.get(w.url + self.path, headers=upstream_headers(w.auth, "sglfleet-heartbeat"),
                                         timeout=aiohttp.ClientTimeout(total=self.cfg.timeout_s)) as r:
                 return r.status < 500
+        except aiohttp.ClientConnectorError:
+            return None
         except (TimeoutError, aiohttp.ClientError, OSError):
             return False
 
@@ -77,9 +81,13 @@ class Heartbeat:
             self.misses = 0
             mark_alive(w)
             return
-        if await self.beat():
+        answered = await self.beat()
+        if answered:
             self.misses = 0
             mark_alive(w)
+            return
+        if answered is None:  # a refused connection needs no second look: nothing is there
+            mark_stalled(w, "connection refused")
             return
         self.misses += 1
         if self.misses >= self.cfg.misses:
