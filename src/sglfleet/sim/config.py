@@ -126,6 +126,10 @@ class SimConfig:
     # PD
     bootstrap_port: int | None = None  # first worker's extra bootstrap port; None = HTTP port
     bootstrap_timeout_s: float = 30.0
+    # memory saver (/release_memory_occupation, /resume_memory_occupation; sim/memory.py)
+    memory_mb: int = 0  # RAM really held, so a release shows in the process's RSS
+    release_ms: float = 200.0
+    resume_ms: float = 1500.0
     # faults at start
     faults: FaultConfig = field(default_factory=FaultConfig)
 
