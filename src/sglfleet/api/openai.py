@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from sglfleet.core.auth import check_api_key
 from sglfleet.api.body import parse_json_object, read_body, validate
+from sglfleet.api import migration
 from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
 from sglfleet.api.relay import BodyRelay, Outcome, StreamRelay
@@ -189,10 +190,11 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
                            completion_tokens=out.completion_tokens, cache_hit=opened.attempt.decision.cache_hit)
         if fleet.cfg.gateway.access_log:
             access_log.info(
-                "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s",
+                "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s%s",
                 rid, pool.name, opened.worker.id, out.status, dur * 1000,
                 f"{out.ttft_s * 1000:.1f}" if out.ttft_s is not None else "-",
                 out.prompt_tokens, out.completion_tokens, opened.attempts,
+                f" workers={out.extra['workers']}" if "workers" in out.extra else "",  # a migrated stream
                 f" error={out.error!r}" if out.error else "")
 
     extra = dict(headers or {})
@@ -202,6 +204,7 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
         counted = asyncio.ensure_future(asyncio.to_thread(counter.count, dict(data))) if counter else None
         return StreamRelay(opened, exchange, include_usage=include_usage, model=str(client_model),
                            finish=finish, headers=extra, link=link, prompt_tokens=counted,
-                           transform=mirror_sse if fleet.cfg.gateway.mirror_reasoning else None)
+                           transform=mirror_sse if fleet.cfg.gateway.mirror_reasoning else None,
+                           migration=migration.plan(fleet, pool, exchange, data, path, ctx, link, stream=True))
     return BodyRelay(opened, exchange, finish=finish, headers=extra, link=link,
                      transform=mirror_body if fleet.cfg.gateway.mirror_reasoning else None)

@@ -37,6 +37,7 @@ class ManagedGPUEngine:
     first_byte_s = 180.0  # queueing plus the prefill of a long context on a busy server
     stall_s = 60.0  # decode pauses for other requests' prefill, retractions
     usage_in_stream = True
+    continuation = "chat"  # how a broken stream is continued (api/migration.py)
     schema_in_json_object = False
     weights_format = "safetensors"
 

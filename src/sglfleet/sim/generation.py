@@ -149,7 +149,8 @@ async def _stream(
                 n = min(n, crash)
             if n > sent:  # one event per token, as SGLang with --stream-interval 1
                 out = req.output
-                await resp.write(b"".join(fmt.text(req, join_pieces(out[i:i + 1], i == 0 and not offset))
+                glued = not offset and fmt.kind == "chat"  # a chat answer's first word: no space
+                await resp.write(b"".join(fmt.text(req, join_pieces(out[i:i + 1], i == 0 and glued))
                                           for i in range(sent, n)))
                 sent = n
             if crash is not None and faults.crash_due(len(req.output)):
