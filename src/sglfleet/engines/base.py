@@ -47,6 +47,7 @@ class Engine(Protocol):
     # as a final assistant message with continue_final_message (SGLang, vLLM); "template" = the
     # gateway renders the GGUF chat template and continues on /v1/completions (llama.cpp)
     continuation: str
+    memory_saver: bool  # SGLang's /release_memory_occupation + /resume_memory_occupation (warm sleep)
     schema_in_json_object: bool  # structured output as json_object + schema (llama-cpp-python)
     weights_format: str  # "gguf" | "safetensors" (what the Ollama API reports)
 
