@@ -14,7 +14,8 @@ model's deadline (the attempt is expired and its read breaks). The relay then as
    * chat on engines with `continue_final_message` (SGLang, vLLM): the original messages plus
      the text so far as a final assistant message;
    * chat on llama.cpp: the GGUF's chat template rendered by the gateway, plus the text so
-     far, on `/v1/completions`; its chunks are turned back into chat chunks;
+     far, on `/v1/completions` (tokenized there as the chat path tokenizes); its chunks are
+     turned back into chat chunks;
    * completions: the prompt plus the text so far;
    and `max_tokens` lowered by the tokens already produced (one content event = one token, as
    engines stream at stream_interval 1).

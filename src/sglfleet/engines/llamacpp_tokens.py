@@ -35,9 +35,11 @@ class PromptTokenCounter:
         self._llm = llm
 
     def render(self, messages: list[Any], tools: Any = None) -> tuple[str, list[str]] | None:
-        """The GGUF chat template rendered with the generation prompt, as llama-cpp-python's
-        chat handler renders it, and its stop strings; None if unknown (mid-stream migration
-        continues a chat on /v1/completions with this prompt plus the answer so far)."""
+        """The GGUF chat template rendered with the generation prompt, as llama-cpp-python's chat
+        handler renders it, and its stop strings; None if unknown. Mid-stream migration continues
+        a chat on /v1/completions with this prompt plus the answer so far (api/migration.py);
+        the server takes string prompts only, tokenized as the chat path tokenizes them (special
+        tokens parsed, BOS only where the vocabulary asks for it)."""
         if self.failed:
             return None
         with self._lock:
