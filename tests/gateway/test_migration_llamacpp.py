@@ -68,7 +68,8 @@ def test_killed_llamacpp_engine_stream_continues_on_the_other_replica(tmp_path: 
         assert [c["choices"][0]["finish_reason"] for c in chunks if c.get("choices")
                 and c["choices"][0].get("finish_reason")] in (["length"], ["stop"])
         assert {c["id"] for c in chunks} == {chunks[0]["id"]}
-        same = next((i for i, (a, b) in enumerate(zip(text, whole, strict=False)) if a != b), min(len(text), len(whole)))
+        pairs = enumerate(zip(text, whole, strict=False))
+        same = next((i for i, (a, b) in pairs if a != b), min(len(text), len(whole)))
         print(f"\nllama.cpp migration: killed after {killed_at:.2f}s; answer {len(text)} chars vs {len(whole)} "
               f"uninterrupted; identical: {text == whole}; common prefix {same} chars "
               f"({same / max(1, len(whole)):.0%} of the uninterrupted answer)\n  uninterrupted: "
