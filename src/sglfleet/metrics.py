@@ -69,6 +69,14 @@ class Metrics:
                                 ["model", "worker", "verdict"], registry=r)
         self.panic_routes = Counter("sglfleet_panic_routes", "Requests routed while every worker of the model was "
                                     "ejected (panic mode)", ["model"], registry=r)
+        self.migrations = Counter("sglfleet_migrations", "Streams whose worker failed mid-stream, by outcome "
+                                  "(migrated|refused|exhausted|failed)", ["model", "outcome"], registry=r)
+        self.holds = Counter("sglfleet_holds", "Requests held while their model loaded, by outcome "
+                             "(served|timeout|failed|gone)", ["model", "outcome"], registry=r)
+        self.hold_time = Histogram("sglfleet_hold_seconds", "Time a request was held for its model to load",
+                                   ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.restarts = Counter("sglfleet_rolling_restarts", "Rolling restarts by outcome (done|failed)",
+                                ["model", "outcome"], registry=r)
         self._by_model: dict[str, ModelMetrics] = {}
         self._verdict_children: dict[tuple[str, str, str], Any] = {}
         self._requests_children: dict[tuple[str, str, int], Any] = {}

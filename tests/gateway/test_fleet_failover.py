@@ -93,10 +93,13 @@ def test_kill_one_worker_mid_stream(pair: GatewayProc) -> None:
         assert victim["inflight"] == 1  # least_load spread the two streams
         os.kill(engine_pid_of(pair, victim["id"]), signal.SIGKILL)
         results = [a.result(timeout=60), b.result(timeout=60)]
+    # the stream on the killed worker is not lost: it continues on the other replica
+    # (mid-stream migration, docs/reliability.md); neither ends with an error event
     broken = [r for r in results if any('"error"' in e for e in r)]
-    assert len(broken) == 1, "exactly the stream on the killed worker ends with an error event"
-    assert broken[0][-1] == "data: [DONE]"
-    assert "broke the stream off" in broken[0][-2] or "cannot reach" in broken[0][-2]
+    assert broken == [] and all(r[-1] == "data: [DONE]" for r in results)
+    assert all(any('"finish_reason":"' in e or '"finish_reason": "' in e for e in r) for r in results)
+    assert 'sglfleet_migrations_total{model="smollm2-135m",outcome="migrated"} 1.0' in httpx.get(
+        pair.url + "/metrics").text
     # new requests keep working while the killed replica restarts
     c = openai.OpenAI(base_url=pair.url + "/v1", api_key=KEY, max_retries=0, timeout=30)
     for _ in range(3):

@@ -21,6 +21,8 @@ class Fake:
         self.name, self.size, self.priority, self.keep_alive_s = name, size * MB, priority, keep_alive_s
         self.loaded, self.busy, self.requests, self.rss = loaded, False, 0, None
         self.stops: list[str] = []
+        self.sleepy = False  # evict: sleep on an engine with a memory saver
+        self.sleeping = False
 
     def holds_memory(self) -> bool:
         return self.loaded
@@ -41,7 +43,18 @@ class Fake:
         return self.rss
 
     def start_now(self, reason: str) -> None:
-        self.loaded = True
+        self.loaded, self.sleeping = True, False
+
+    def can_sleep(self) -> bool:
+        return self.sleepy
+
+    def asleep(self) -> bool:
+        return self.sleeping
+
+    async def sleep(self, reason: str = "") -> bool:
+        self.sleeping = True
+        self.rss = 20 * MB  # what a released engine keeps
+        return True
 
     async def stop(self, reason: str = "") -> None:
         self.loaded = False
@@ -171,3 +184,15 @@ def test_psi_above_threshold_holds_loads_then_503(tmp_path: Path) -> None:
     assert b.loaded
     snap = o.snapshot()
     assert snap["psi"]["available"] and snap["models"]["b"]["holds_memory"]
+
+
+async def test_eviction_puts_a_sleepy_model_to_sleep_and_accounts_for_the_release() -> None:
+    a, b = Fake("a", 600, loaded=True), Fake("b", 600)
+    a.sleepy = True
+    o, _ = orch(a, b)
+    await o.load(b, 1.0)
+    assert a.sleeping and a.holds_memory() and not a.stops  # asleep, not stopped
+    assert o.holding(a) == 20 * MB  # measured after the release, not its loaded size
+    assert b.loaded and o.used() == 620 * MB
+    await o.load(a, 1.0)  # the next request wakes it: b (idle, same priority) makes room
+    assert not a.sleeping and b.stops and o.holding(a) == 600 * MB

@@ -111,6 +111,20 @@ async def unload_model(name: str, request: Request) -> Any:
     return json_response(_model_entry(fleet, sup.pool.name))
 
 
+@router.post("/models/{name}/restart")
+async def restart_model(name: str, request: Request, drain_timeout_s: float = 60.0) -> Any:
+    """Rolling restart: one replica at a time (drain, stop, start, ready); answers when done."""
+    from sglfleet.supervisor.rolling import rolling_restart
+
+    fleet = fleet_of(request)
+    sup = _supervisor(fleet, name)
+    if sup.restart_lock.locked():
+        raise BadRequest(f"model {sup.name!r} is already restarting")
+    report = await rolling_restart(sup, drain_timeout_s=max(0.0, min(drain_timeout_s, 3600.0)))
+    fleet.metrics.restarts.labels(sup.name, "done" if report.ok else "failed").inc()
+    return json_response({**report.to_dict(), **_model_entry(fleet, sup.pool.name)}, 200 if report.ok else 500)
+
+
 @router.get("/crashes")
 async def crashes(request: Request) -> Any:
     fleet = fleet_of(request)

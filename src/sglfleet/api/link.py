@@ -35,6 +35,12 @@ class ClientLink:
         link, until `attach` hands over the response to close."""
         self._waiter = None
 
+    def wait_again(self) -> None:
+        """A new wait inside the response (a migration opening a continuation): until the next
+        `attach`, a disconnect cancels the current task again."""
+        self._resp = None
+        self._waiter = asyncio.current_task()
+
     def attach(self, resp: aiohttp.ClientResponse) -> None:
         """The engine's response is open: from now on a disconnect closes it."""
         self._waiter = None

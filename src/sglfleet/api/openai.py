@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sglfleet.api.body import parse_json_object, read_body, validate
+from sglfleet.api import holds, migration
 from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
 from sglfleet.api.relay import BodyRelay, Outcome, StreamRelay
@@ -105,7 +106,7 @@ async def generate(request: Request, endpoint: str) -> Any:
         text = chat_text(data["messages"]) if chat else prompt_text(data["prompt"])
         ctx = RouteContext(text=text, routing_key=request.headers.get(gw.routing_key_header), body=data)
         path = "/v1/chat/completions" if chat else "/v1/completions"
-        return await forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers)
+        return await forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers, comments=True)
     except GatewayError as exc:
         if not isinstance(exc, ClientGone) or isinstance(exc, UploadAborted):  # (forward records its own 499s)
             record_rejection(fleet, request, model, endpoint, exc, time.perf_counter() - t0)
@@ -139,20 +140,36 @@ def prepare_upstream(pool: Pool, data: dict[str, Any]) -> tuple[bool, bool]:
 
 async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, Any], path: str,
                   endpoint: str, ctx: RouteContext, t0: float,
-                  headers: dict[str, str] | None = None) -> Any:
+                  headers: dict[str, str] | None = None, *, comments: bool = False) -> Any:
     """The one entry point of every generation: admit, dispatch, and hand back the relay
-    (an ASGI callable) that streams the answer and closes the exchange."""
+    (an ASGI callable) that streams the answer and closes the exchange. A model still loading
+    holds the request (api/holds.py); with `comments` a held stream gets its head at once."""
+    rid = request_id(request)
+    stream, _ = prepare_upstream(pool, dict(data))
+    if fleet.draining:
+        raise Unavailable("the gateway is shutting down; retry on another instance", retry_after_s=5)  # 503
+    hold = holds.plan(fleet, pool)  # (503 at once when the load's learned time left is past the bound)
+    if hold is not None and stream and comments:
+        def refused(exc: GatewayError) -> None:
+            record_rejection(fleet, request, pool.name, endpoint, exc, time.perf_counter() - t0)
+
+        start = functools.partial(_forward, request, fleet, pool, data, path, endpoint, ctx, t0, headers, hold)
+        return holds.HeldStream(hold, start, request_id=rid, headers=dict(headers or {}), failed=refused)
+    return await _forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers, hold)
+
+
+async def _forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, Any], path: str,
+                   endpoint: str, ctx: RouteContext, t0: float, headers: dict[str, str] | None,
+                   hold: holds.Hold | None) -> Any:
     rid = request_id(request)
     client_model = data["model"]
     stream, include_usage = prepare_upstream(pool, data)
-    if fleet.draining:
-        raise Unavailable("the gateway is shutting down; retry on another instance", retry_after_s=5)  # 503
     exchange = Exchange(rid, pool.name, registry=fleet.exchanges, t0=t0)
     exchange.task = asyncio.current_task()
     exchange.observe = functools.partial(fleet.metrics.observe_verdict, pool.name)
     link = ClientLink(request.receive)  # a client leaving cancels whatever we wait for below
     try:
-        await pool.ensure_ready()
+        await (hold.wait() if hold is not None else pool.ensure_ready())
         await pool.limiter.acquire()
         exchange.admitted(pool.limiter.release)
         if isinstance(pool, PDPool):
@@ -194,10 +211,11 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
                            completion_tokens=out.completion_tokens, cache_hit=d.cache_hit)
         if fleet.cfg.gateway.access_log:
             access_log.info(
-                "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s",
+                "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s%s",
                 rid, pool.name, opened.worker.id, out.status, dur * 1000,
                 f"{out.ttft_s * 1000:.1f}" if out.ttft_s is not None else "-",
                 out.prompt_tokens, out.completion_tokens, opened.attempts,
+                f" workers={out.extra['workers']}" if "workers" in out.extra else "",  # a migrated stream
                 f" error={out.error!r}" if out.error else "")
 
     extra = dict(headers or {})
@@ -207,6 +225,7 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
         counted = asyncio.ensure_future(asyncio.to_thread(counter.count, dict(data))) if counter else None
         return StreamRelay(opened, exchange, include_usage=include_usage, model=str(client_model),
                            finish=finish, headers=extra, link=link, prompt_tokens=counted,
-                           transform=mirror_sse if fleet.cfg.gateway.mirror_reasoning else None)
+                           transform=mirror_sse if fleet.cfg.gateway.mirror_reasoning else None,
+                           migration=migration.plan(fleet, pool, exchange, data, path, ctx, link, stream=True))
     return BodyRelay(opened, exchange, finish=finish, headers=extra, link=link,
                      transform=mirror_body if fleet.cfg.gateway.mirror_reasoning else None)

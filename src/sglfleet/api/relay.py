@@ -20,7 +20,8 @@ import aiohttp
 import orjson
 
 from sglfleet.api.link import ClientLink
-from sglfleet.core.errors import UpstreamError
+from sglfleet.api.migration import ErrorEvent, Migration
+from sglfleet.core.errors import UpstreamError, UpstreamProtocolError
 from sglfleet.core.exchange import Exchange, Verdict
 from sglfleet.upstream.dispatch import Opened, deadline_error, map_client_error
 
@@ -66,6 +67,13 @@ def sse_error_event(status: int, message: str, code: str) -> bytes:
     return b"data: " + orjson.dumps(body) + b"\n\n"
 
 
+class _EndEarly(Exception):
+    """The stream broke off and cannot continue: end it with an error event."""
+
+    def __init__(self, err: UpstreamError, verdict: Verdict) -> None:
+        self.err, self.verdict = err, verdict
+
+
 def ended_early(opened: Opened, exc: BaseException) -> tuple[UpstreamError, Verdict]:
     """Why a response broke off after it started, and whom to blame."""
     attempt = opened.attempt
@@ -73,6 +81,8 @@ def ended_early(opened: Opened, exc: BaseException) -> tuple[UpstreamError, Verd
         return UpstreamError(f"the gateway is shutting down: {attempt.exchange.aborted}"), Verdict.CLIENT_GONE
     if attempt.expired:
         return deadline_error(attempt), Verdict.DEADLINE
+    if isinstance(exc, ErrorEvent):
+        return UpstreamProtocolError(f"worker {attempt.worker.id} sent an error event: {exc}"), Verdict.WORKER_FAULT
     return map_client_error(exc, attempt.worker), Verdict.WORKER_FAULT
 
 
@@ -80,8 +90,11 @@ class StreamRelay:
     def __init__(self, opened: Opened, exchange: Exchange, *, include_usage: bool, model: str,
                  finish: Finish, headers: dict[str, str], link: ClientLink,
                  prompt_tokens: asyncio.Future[int | None] | None = None,
-                 transform: Callable[[bytes], bytes] | None = None) -> None:
+                 transform: Callable[[bytes], bytes] | None = None,
+                 migration: Migration | None = None, started: bool = False) -> None:
         self.opened = opened
+        self.migration = migration  # continues the stream on another worker (api/migration.py)
+        self.started = started  # the response head went out already (a cold-start hold)
         self.exchange = exchange
         self.link = link
         self.transform = transform  # optional byte rewrite of each piece (e.g. reasoning mirror)
@@ -94,6 +107,7 @@ class StreamRelay:
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         opened, exchange, link = self.opened, self.exchange, self.link
         attempt, resp = opened.attempt, opened.response
+        migration = self.migration
         out = Outcome()
         link.attach(resp)
         verdict, message = Verdict.CLIENT_GONE, ""
@@ -106,30 +120,54 @@ class StreamRelay:
         t0 = exchange.t0
         piece = opened.first
         try:
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": _headers(exchange.request_id, b"text/event-stream", {
-                            "cache-control": "no-cache", **self.headers})})
-            chunks = resp.content.iter_any()
-            while True:
-                if out.ttft_s is None and first_output(piece):
-                    out.ttft_s = time.perf_counter() - t0
-                if b'"usage":{' in piece or b'"usage": {' in piece:
-                    piece, usage_seen = self._take_usage(piece, out) or (piece, usage_seen)
-                if not usage_seen:  # engines that never send usage: count content events
-                    events += piece.count(b'"content": "') + piece.count(b'"content":"') + piece.count(b'"text":"')
-                if self.transform is not None:
-                    piece = self.transform(piece)
-                if held:
-                    piece, held = held + piece, b""
-                if piece.endswith(DONE):
-                    piece, held = piece[: -len(DONE)], DONE
-                if piece:
-                    await send({"type": "http.response.body", "body": piece, "more_body": True})
+            if not self.started:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": _headers(exchange.request_id, b"text/event-stream", {
+                                "cache-control": "no-cache", **self.headers})})
+            while True:  # one pass per worker: more than one when the stream migrates
                 try:
-                    piece = await chunks.__anext__()
-                except StopAsyncIteration:
+                    chunks = resp.content.iter_any()
+                    while True:
+                        if migration is not None:
+                            piece = migration.take(piece)
+                        if out.ttft_s is None and first_output(piece):
+                            out.ttft_s = time.perf_counter() - t0
+                        if b'"usage":{' in piece or b'"usage": {' in piece:
+                            piece, usage_seen = self._take_usage(piece, out) or (piece, usage_seen)
+                        if not usage_seen:  # engines that never send usage: count content events
+                            events += (piece.count(b'"content": "') + piece.count(b'"content":"')
+                                       + piece.count(b'"text":"'))
+                        if self.transform is not None:
+                            piece = self.transform(piece)
+                        if held:
+                            piece, held = held + piece, b""
+                        if piece.endswith(DONE):
+                            piece, held = piece[: -len(DONE)], DONE
+                        if piece:
+                            await send({"type": "http.response.body", "body": piece, "more_body": True})
+                        try:
+                            piece = await chunks.__anext__()
+                        except StopAsyncIteration:
+                            break
+                        attempt.last_byte_at = monotonic()
                     break
-                attempt.last_byte_at = monotonic()
+                except _UPSTREAM_ERRORS as exc:
+                    # aiohttp raises a module-level ClientConnectionError singleton when a response
+                    # is closed mid-read; every raise prepends to its __traceback__, which would pin
+                    # this frame forever. Drop the traceback once caught.
+                    exc.__traceback__ = None
+                    if link.disconnected and not exchange.aborted:
+                        return  # (finally) the client left: we closed the upstream ourselves
+                    err, verdict = ended_early(opened, exc)
+                    nxt = None
+                    if migration is not None and not exchange.aborted:
+                        nxt = await migration.resume(opened, err, verdict)
+                    if nxt is None:
+                        if link.disconnected:
+                            return
+                        raise _EndEarly(err, verdict) from None
+                    opened, attempt, resp, piece, held = nxt, nxt.attempt, nxt.response, nxt.first, b""
+                    link.attach(resp)
             attempt.complete = True
             verdict = Verdict.SUCCESS
             if not usage_seen:
@@ -146,16 +184,12 @@ class StreamRelay:
             link.close()
             if not usage_seen and not self.include_usage:
                 out.prompt_tokens = await self._counted_prompt_tokens()
-        except _UPSTREAM_ERRORS as exc:
-            # aiohttp raises a module-level ClientConnectionError singleton when a response is
-            # closed mid-read; every raise prepends to its __traceback__, which would pin this
-            # frame (relay, response, ASGI cycle) forever. Drop the traceback once caught.
-            exc.__traceback__ = None
-            if link.disconnected and not exchange.aborted:
-                return  # (finally) the client left: we closed the upstream ourselves
-            err, verdict = ended_early(opened, exc)
+        except _EndEarly as end:
+            err, verdict = end.err, end.verdict
             message = err.message
             out.status, out.error = err.status, err.message
+            if not usage_seen:
+                out.completion_tokens = events
             try:
                 await send({"type": "http.response.body", "more_body": False,
                             "body": sse_error_event(err.status, err.message, err.code or "upstream_error") + DONE})
@@ -170,6 +204,8 @@ class StreamRelay:
             if out.disconnected:
                 out.status = 499
                 verdict = Verdict.CLIENT_GONE
+            if migration is not None and migration.workers:
+                out.extra["workers"] = ",".join(migration.workers)
             exchange.close(verdict, message)
             self.finish(out)
 

@@ -73,6 +73,23 @@ class ModelTimeouts(Frozen):
     total_s: float | None = Field(None, gt=0)
 
 
+class MigrationConfig(Frozen):
+    """Mid-stream migration (docs/reliability.md): a stream whose worker fails after bytes
+    were sent continues on another worker, at most `max_attempts` times (0 = never)."""
+
+    max_attempts: int = Field(2, ge=0, le=10)
+
+
+class HoldConfig(Frozen):
+    """Cold-start holds: requests that arrive while the model loads (on demand, after a crash,
+    waking, restarting) wait up to `max_s`, streams with an SSE comment every `comment_interval_s`
+    until the first token. Past the bound: 503 with Retry-After from the load's learned ETA."""
+
+    max_s: float | None = Field(None, gt=0)  # None: min(queue_timeout_s, restart.startup_timeout_s)
+    comment_interval_s: float = Field(2.0, gt=0, le=60)
+    comments: bool = True
+
+
 class HooksConfig(Frozen):
     """Host preparation commands around an engine start (seed 001: swap on, OOM killer paused).
     sglfleet runs them with a timeout and reports failures; it hard-codes none of them."""
@@ -163,6 +180,11 @@ class ModelConfig(Frozen):
     restart: RestartConfig = RestartConfig()
     timeouts: ModelTimeouts = ModelTimeouts()
     hooks: HooksConfig = HooksConfig()
+    migration: MigrationConfig = MigrationConfig()
+    hold: HoldConfig = HoldConfig()
+    # freeing memory for another model: stop the engine, or (SGLang) release its GPU memory and
+    # keep the process (`/release_memory_occupation`; woken on the next request)
+    evict: Literal["stop", "sleep"] = "stop"
     source: SourceConfig | None = None
     memory_bytes: int | None = Field(None, ge=0)  # footprint override (else planner / file size)
     discovery: KubernetesDiscoveryConfig | None = None

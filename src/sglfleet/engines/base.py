@@ -43,6 +43,11 @@ class Engine(Protocol):
     first_byte_s: float  # default deadline: dispatch -> first byte of a stream
     stall_s: float  # default deadline: the longest gap inside a stream
     usage_in_stream: bool  # honours stream_options.include_usage (else the gateway counts)
+    # how a stream is continued on another worker (api/migration.py): "chat" = the answer so far
+    # as a final assistant message with continue_final_message (SGLang, vLLM); "template" = the
+    # gateway renders the GGUF chat template and continues on /v1/completions (llama.cpp)
+    continuation: str
+    memory_saver: bool  # SGLang's /release_memory_occupation + /resume_memory_occupation (warm sleep)
     schema_in_json_object: bool  # structured output as json_object + schema (llama-cpp-python)
     weights_format: str  # "gguf" | "safetensors" (what the Ollama API reports)
 

@@ -18,6 +18,8 @@ class ExternalEngine:
     first_byte_s = 300.0  # unknown engine behind it: long prompts and queues get room
     stall_s = 60.0
     usage_in_stream = True
+    memory_saver = False  # SGLang warm sleep (supervisor/sleep.py)
+    continuation = "chat"  # how a broken stream is continued (api/migration.py)
     schema_in_json_object = False
     weights_format = "safetensors"
 

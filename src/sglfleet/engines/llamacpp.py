@@ -57,6 +57,8 @@ class LlamaCppEngine:
     first_byte_s = 300.0  # one request at a time: a stream may wait for the ones before it
     stall_s = 30.0
     usage_in_stream = False  # no usage in streams: the gateway counts prompt tokens itself
+    memory_saver = False  # SGLang warm sleep (supervisor/sleep.py)
+    continuation = "template"  # how a broken stream is continued (api/migration.py)
     schema_in_json_object = True
     weights_format = "gguf"
 

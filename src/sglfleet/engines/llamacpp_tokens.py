@@ -34,6 +34,26 @@ class PromptTokenCounter:
                                                   bos_token=text(llm.token_bos()))
         self._llm = llm
 
+    def render(self, messages: list[Any], tools: Any = None) -> tuple[str, list[str]] | None:
+        """The GGUF chat template rendered with the generation prompt, as llama-cpp-python's chat
+        handler renders it, and its stop strings; None if unknown. Mid-stream migration continues
+        a chat on /v1/completions with this prompt plus the answer so far (api/migration.py);
+        the server takes string prompts only, tokenized as the chat path tokenizes them (special
+        tokens parsed, BOS only where the vocabulary asks for it)."""
+        if self.failed:
+            return None
+        with self._lock:
+            try:
+                if self._llm is None:
+                    self._load()
+                if self._formatter is None:
+                    return None
+                res = self._formatter(messages=messages, tools=tools)
+                stop = res.stop if isinstance(res.stop, list) else [res.stop] if res.stop else []
+                return res.prompt, [str(x) for x in stop]
+            except Exception:  # a template problem refuses the migration, never fails the request
+                return None
+
     def count(self, body: dict[str, Any]) -> int | None:
         """Tokens of a chat (`messages`) or completion (`prompt`) request; None if unknown."""
         if self.failed:

@@ -37,12 +37,14 @@ class ManagedGPUEngine:
     first_byte_s = 180.0  # queueing plus the prefill of a long context on a busy server
     stall_s = 60.0  # decode pauses for other requests' prefill, retractions
     usage_in_stream = True
+    continuation = "chat"  # how a broken stream is continued (api/migration.py)
     schema_in_json_object = False
     weights_format = "safetensors"
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._startup_cache: dict[str, tuple[tuple[int, float], dict[str, Any] | None]] = {}
+        self.memory_saver = name == "sglang"  # /release_memory_occupation (supervisor/sleep.py)
         self.probe = (Probe(health_path="/health", generate=False) if name == "sglang"
                       else Probe(health_path="/health", generate=True))
 
@@ -54,6 +56,8 @@ class ManagedGPUEngine:
             argv = prof.to_argv()
             if model.capabilities.embedding and "--is-embedding" not in argv:
                 argv.append("--is-embedding")  # SGLang serves /v1/embeddings only in this mode
+            if model.evict == "sleep":  # warm sleep: release/resume without losing the weights
+                argv += [f for f in ("--enable-memory-saver", "--enable-weights-cpu-backup") if f not in argv]
             return LaunchSpec(argv=tuple(argv), url=f"http://{host}:{port}", env=dict(prof.env))
         argv = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
                 "--model", model.resolved_model_path, "--served-model-name", model.served_model,

@@ -70,6 +70,9 @@ def sim(
         help="Extra bootstrap port of worker 0.",
     ),
     bootstrap_timeout_s: float = typer.Option(_D.bootstrap_timeout_s, rich_help_panel=_PD),
+    memory_mb: int = typer.Option(_D.memory_mb, help="RAM held (released by /release_memory_occupation)."),
+    release_ms: float = typer.Option(_D.release_ms, rich_help_panel=_COST),
+    resume_ms: float = typer.Option(_D.resume_ms, rich_help_panel=_COST),
     error_rate: float = typer.Option(_F.error_rate, rich_help_panel=_FAULT),
     error_codes: str = typer.Option("500", rich_help_panel=_FAULT, help="e.g. 500,503,429"),
     spike_rate: float = typer.Option(_F.spike_rate, rich_help_panel=_FAULT),
@@ -116,6 +119,9 @@ def sim(
             fast=fast,
             bootstrap_port=bootstrap_port,
             bootstrap_timeout_s=bootstrap_timeout_s,
+            memory_mb=memory_mb,
+            release_ms=release_ms,
+            resume_ms=resume_ms,
             faults=faults,
         )
     except ValueError as exc:

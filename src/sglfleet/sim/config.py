@@ -129,6 +129,10 @@ class SimConfig:
     # KV cache: page size (SGLang's --page-size) and KV events (SGLang's --kv-events-config JSON)
     page_size: int = 1
     kv_events_config: str | None = None
+    # memory saver (/release_memory_occupation, /resume_memory_occupation; sim/memory.py)
+    memory_mb: int = 0  # RAM really held, so a release shows in the process's RSS
+    release_ms: float = 200.0
+    resume_ms: float = 1500.0
     # faults at start
     faults: FaultConfig = field(default_factory=FaultConfig)
 

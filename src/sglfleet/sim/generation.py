@@ -62,6 +62,9 @@ async def handle(worker: SimWorker, request: web.Request, kind: Kind) -> web.Str
         assert boot is not None
         worker.hub.begin(boot.room)
         params = GenParams(**{**params.__dict__, "max_new_tokens": 1})
+    if worker.memory.asleep:
+        return error_response(503, f"memory released ({', '.join(worker.memory.released)}); "
+                                   "call /resume_memory_occupation")
     req: SimRequest | None = None
     try:
         faults = worker.faults
@@ -84,7 +87,9 @@ async def handle(worker: SimWorker, request: web.Request, kind: Kind) -> web.Str
             except BootstrapError as exc:
                 return error_response(exc.status, str(exc))
         req = SimRequest(
-            params, OutputSampler(cfg.seed, params.prompt_ids), prefilled=room is not None
+            params,
+            OutputSampler(cfg.seed, params.seed_ids or params.prompt_ids, params.offset),
+            prefilled=room is not None,
         )
         if room is not None:
             req.cached_tokens = room.cached_tokens
@@ -92,7 +97,7 @@ async def handle(worker: SimWorker, request: web.Request, kind: Kind) -> web.Str
         fmt = Formatter(kind, cfg.model_name, req, params.include_usage)
         try:
             if params.stream:
-                return await _stream(worker, request, req, fmt)
+                return await _stream(worker, request, req, fmt, params.offset)
             return await _unary(worker, request, req, fmt)
         except _Dropped:
             return web.Response(status=500)  # never sent: the transport is closed
@@ -126,7 +131,7 @@ async def _unary(
 
 
 async def _stream(
-    worker: SimWorker, request: web.Request, req: SimRequest, fmt: Formatter
+    worker: SimWorker, request: web.Request, req: SimRequest, fmt: Formatter, offset: int = 0
 ) -> web.StreamResponse:
     faults = worker.faults
     resp = web.StreamResponse(headers=SSE_HEADERS)
@@ -142,8 +147,11 @@ async def _stream(
             crash = faults.config.crash_after_tokens
             if crash is not None and faults.crash_due(n):
                 n = min(n, crash)
-            if n > sent:
-                await resp.write(fmt.text(req, join_pieces(req.output[sent:n], sent == 0)))
+            if n > sent:  # one event per token, as SGLang with --stream-interval 1
+                out = req.output
+                glued = not offset and fmt.kind == "chat"  # a chat answer's first word: no space
+                await resp.write(b"".join(fmt.text(req, join_pieces(out[i:i + 1], i == 0 and glued))
+                                          for i in range(sent, n)))
                 sent = n
             if crash is not None and faults.crash_due(len(req.output)):
                 _crash(worker, request)

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from sglfleet.sim.config import SimConfig
 from sglfleet.sim.request import Bootstrap, GenParams
-from sglfleet.sim.tokenizer import render_chat, tokenize
+from sglfleet.sim.tokenizer import render_chat, split_answer, tokenize
 
 _ERROR_TYPES = {
     400: "BadRequestError",
@@ -85,7 +85,7 @@ def _bootstrap(body: dict[str, Any]) -> Bootstrap | None:
     return Bootstrap(host=host, port=port, room=room)
 
 
-def _common(body: dict[str, Any], prompt_ids: list[int], max_new: int) -> GenParams:
+def _common(body: dict[str, Any], prompt_ids: list[int], max_new: int, text: str | None = None) -> GenParams:
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise BadRequest("'stream' must be a boolean")
@@ -95,8 +95,15 @@ def _common(body: dict[str, Any], prompt_ids: list[int], max_new: int) -> GenPar
     rid = body.get("rid")
     if rid is not None and not isinstance(rid, str):
         raise BadRequest("'rid' must be a string")
+    seed_ids, offset = prompt_ids, 0
+    if text is not None:  # output words at the end: a continuation (sim/tokenizer.py)
+        base, offset = split_answer(text)
+        if offset:
+            seed_ids = tokenize(base)
     return GenParams(
         prompt_ids=prompt_ids,
+        seed_ids=seed_ids,
+        offset=offset,
         max_new_tokens=max_new,
         stream=stream,
         ignore_eos=bool(body.get("ignore_eos", False)),
@@ -121,15 +128,18 @@ def parse_chat(body: dict[str, Any], cfg: SimConfig) -> GenParams:
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise BadRequest("'messages' must be a non-empty list")
+    cont = body.get("continue_final_message", False)
+    if not isinstance(cont, bool):
+        raise BadRequest("'continue_final_message' must be a boolean")
     try:
-        prompt = render_chat(messages)
+        prompt = render_chat(messages, continue_final=cont)
     except ValueError as exc:
         raise BadRequest(str(exc)) from None
     max_new = _int(body, "max_completion_tokens", None, 1)
     if max_new is None:
         max_new = _int(body, "max_tokens", cfg.default_max_tokens, 1)
     assert max_new is not None
-    return _common(body, tokenize(prompt), max_new)
+    return _common(body, tokenize(prompt), max_new, prompt)
 
 
 def parse_completion(body: dict[str, Any], cfg: SimConfig) -> GenParams:
@@ -137,6 +147,7 @@ def parse_completion(body: dict[str, Any], cfg: SimConfig) -> GenParams:
     prompt = body.get("prompt")
     if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
         prompt = prompt[0]
+    text = prompt if isinstance(prompt, str) else None
     if isinstance(prompt, str):
         ids = tokenize(prompt)
     elif isinstance(prompt, list) and prompt and all(type(t) is int for t in prompt):
@@ -145,7 +156,7 @@ def parse_completion(body: dict[str, Any], cfg: SimConfig) -> GenParams:
         raise BadRequest("'prompt' must be a string, one string in a list, or token ids")
     max_new = _int(body, "max_tokens", cfg.default_max_tokens, 1)
     assert max_new is not None
-    return _common(body, ids, max_new)
+    return _common(body, ids, max_new, text)
 
 
 def parse_generate(body: dict[str, Any], cfg: SimConfig) -> GenParams:
@@ -165,7 +176,7 @@ def parse_generate(body: dict[str, Any], cfg: SimConfig) -> GenParams:
         raise BadRequest("'sampling_params' must be an object")
     max_new = _int(sampling, "max_new_tokens", cfg.default_max_tokens, 1)
     assert max_new is not None
-    params = _common(body, ids, max_new)
+    params = _common(body, ids, max_new, text if isinstance(text, str) else None)
     if sampling.get("ignore_eos"):
         params = GenParams(**{**params.__dict__, "ignore_eos": True})
     return params

@@ -27,6 +27,8 @@ class GenParams:
 
     prompt_ids: list[int]
     max_new_tokens: int
+    seed_ids: list[int] = field(default_factory=list)  # the prompt the output is a function of
+    offset: int = 0  # output words already in the prompt (a continuation)
     stream: bool = False
     ignore_eos: bool = False
     include_usage: bool = False

@@ -22,6 +22,7 @@ from sglfleet.sim.engine import Engine
 from sglfleet.sim.fast import PieceTable
 from sglfleet.sim.faults import FaultState, hang_forever
 from sglfleet.sim.kv_events import KvEventPublisher, KvEventsConfig
+from sglfleet.sim.memory import MemorySaver
 from sglfleet.sim.metrics import SimMetrics
 from sglfleet.sim.pd import BootstrapHub
 from sglfleet.sim.protocol import BadRequest, error_response, read_json
@@ -56,6 +57,8 @@ class SimWorker:
         self.hub = hub if hub is not None else BootstrapHub()
         self.fast_table = PieceTable(config.seed)
         self.fast_sampler = OutputSampler(config.seed, [])
+        self.memory = MemorySaver(config.memory_mb, config.seconds(config.release_ms),
+                                  config.seconds(config.resume_ms))
         self.port: int | None = None  # set once bound
         self.bootstrap_port: int | None = None
         self.stopping = False
@@ -111,6 +114,9 @@ class SimWorker:
         add("GET", "/flush_cache", self.flush_cache)
         add("POST", "/flush_cache", self.flush_cache)
         add("POST", "/abort_request", self.abort_request)
+        for method in ("GET", "POST"):
+            add(method, "/release_memory_occupation", self.memory.release)
+            add(method, "/resume_memory_occupation", self.memory.resume)
         add("GET", "/sim/state", self.state)
         add("POST", "/sim/faults", self.set_faults)
         add("GET", "/sim/bootstrap/{room}", self.bootstrap_room)
@@ -156,7 +162,7 @@ class SimWorker:
         return _json(self._card())
 
     async def health(self, _request: web.Request) -> web.Response:
-        if self.stopping or not self.faults.healthy():
+        if self.stopping or not self.faults.healthy() or self.memory.asleep:
             return web.Response(status=503)
         return web.Response(status=200)
 

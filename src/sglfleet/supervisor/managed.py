@@ -114,7 +114,7 @@ class ManagedWorker:
             except asyncio.CancelledError:
                 pass
             self._task = None
-        if self.state in (State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF):
+        if self.state in (State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF, State.SLEEPING):
             self.lifecycle.transition(State.STOPPING, reason)
         if self.process is not None:
             await self.process.stop()
@@ -249,7 +249,7 @@ class ManagedWorker:
                 if done:
                     return await self._exit_reason()
                 w = self.worker
-                if w.attempts and not w.stalled:
+                if (w.attempts and not w.stalled) or self.state is not State.READY:  # (asleep or waking)
                     failures = 0
                     continue
                 res = await probe_worker(self.session, w.url, self.engine.probe,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,24 @@ from sglfleet.supervisor.managed import ManagedWorker
 from sglfleet.supervisor.memory import Device, measure_tree
 from sglfleet.supervisor.orchestrator import MemoryOrchestrator
 from sglfleet.supervisor.rehydrate import ProgressText, rehydrate
+from sglfleet.supervisor.sleep import release, wake
 from sglfleet.supervisor.states import State
 
 # The model's state is its best replica's, in this order.
-_RANK = [State.READY, State.UNHEALTHY, State.STARTING, State.BACKOFF, State.STOPPING, State.FATAL, State.STOPPED]
-# States in which a replica holds (or is about to hold) memory.
-_HOLDING = frozenset({State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF, State.STOPPING})
+_RANK = [State.READY, State.UNHEALTHY, State.STARTING, State.BACKOFF, State.SLEEPING, State.STOPPING, State.FATAL,
+         State.STOPPED]
+# States in which a replica holds (or is about to hold) memory (a sleeping one: what it kept).
+_HOLDING = frozenset({State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF, State.STOPPING, State.SLEEPING})
+
+
+@dataclass(frozen=True, slots=True)
+class LoadStatus:
+    """Where a model's load stands (cold-start holds show it; api/holds.py)."""
+
+    phase: str  # preparing | fetching | hooks | spawning | loading | warming up | waking | backoff | stopping
+    progress: float | None  # 0..1 (a download's fraction, else elapsed / the learned load time)
+    eta_s: float | None  # seconds left, from previous loads of this model (None: never loaded yet)
+    elapsed_s: float
 
 
 class ModelSupervisor:
@@ -45,6 +59,11 @@ class ModelSupervisor:
         self.orchestrator: MemoryOrchestrator | None = None
         self._launch_cfg: ModelConfig = pool.cfg  # pool.cfg with a rehydrated model_path
         self._fetch_lock = asyncio.Lock()
+        self.load_times: deque[float] = deque(maxlen=5)  # seconds from start to READY, last loads
+        self.wake_times: deque[float] = deque(maxlen=5)
+        self._was_ready: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.restart_lock = asyncio.Lock()  # one rolling restart at a time (supervisor/rolling.py)
         for i in range(pool.cfg.replicas):
             w = Worker.create(pool.name, "http://127.0.0.1:0", breaker_cfg, managed=True,
                               api_key=pool.cfg.api_key)
@@ -77,7 +96,32 @@ class ModelSupervisor:
         return any(r.state in (State.STARTING, State.BACKOFF) for r in self.replicas)
 
     def _on_change(self, replica: ManagedWorker) -> None:
+        if replica.state is State.READY and replica.replica not in self._was_ready:
+            self._was_ready.add(replica.replica)
+            if replica.progress.started_at:
+                took = time.time() - replica.progress.started_at
+                (self.wake_times if replica.progress.phase == "waking" else self.load_times).append(took)
+        elif replica.state is not State.READY:
+            self._was_ready.discard(replica.replica)
         self._refresh()
+
+    def load_status(self) -> LoadStatus:
+        """The most advanced replica's load: phase, progress and the learned time left."""
+        now = time.time()
+        live = [r for r in self.replicas if r.state is not State.READY and r.progress.started_at]
+        if not live:  # not started yet: a whole load ahead (a sleeping model: a wake)
+            history = self.wake_times if self.state is State.SLEEPING else self.load_times
+            expected = sum(history) / len(history) if history else None
+            return LoadStatus(self.state.value.lower(), 0.0 if expected else None, expected, 0.0)
+        r = max(live, key=lambda x: (x.progress.fraction or 0.0, now - x.progress.started_at))
+        elapsed = now - r.progress.started_at
+        history = self.wake_times if r.progress.phase == "waking" else self.load_times
+        expected = sum(history) / len(history) if history else None
+        eta = max(1.0, expected - elapsed) if expected is not None else None
+        progress = r.progress.fraction
+        if progress is None and expected:
+            progress = min(0.99, elapsed / expected)
+        return LoadStatus(r.progress.phase, progress, eta, elapsed)
 
     def _refresh(self) -> None:
         state = self.state
@@ -127,7 +171,32 @@ class ModelSupervisor:
         self.note = ""
         self.last_start = time.time()
         for r in self.replicas:
-            r.start()
+            if r.state is State.SLEEPING:
+                self._spawn(wake(r))
+            else:
+                r.start()
+
+    # -- warm sleep (supervisor/sleep.py) ------------------------------------------------------
+    def can_sleep(self) -> bool:
+        return self.pool.cfg.evict == "sleep" and self.engine.memory_saver
+
+    def asleep(self) -> bool:
+        return self.state is State.SLEEPING
+
+    async def sleep(self, reason: str = "asleep") -> bool:
+        """Release every ready replica's memory; a replica that cannot sleep is stopped."""
+        results = await asyncio.gather(*(release(r, reason) for r in self.replicas if r.state is State.READY))
+        if not all(results):
+            await self.stop(f"{reason} (sleep refused by the engine)")
+            return False
+        self.note = reason
+        self._refresh()
+        return True
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # -- admin interface ----------------------------------------------------------------------
     def start(self) -> None:
@@ -192,16 +261,32 @@ class ModelSupervisor:
         deadline = time.monotonic() + wait_s
         while self.state is State.STOPPING and time.monotonic() < deadline:
             await asyncio.sleep(0.05)  # an eviction or unload is finishing; start after it
-        if self.state is State.STOPPED:
+        if self.state in (State.STOPPED, State.SLEEPING):  # (a sleeping one wakes: start_now)
             if self.orchestrator is not None:
                 await self.orchestrator.load(self, max(0.0, deadline - time.monotonic()))
             else:
                 self.start_now("on demand")
-        if not await self.wait_ready(max(0.0, deadline - time.monotonic())):
+        if not await self._wait_serving(deadline):
             if self.state is State.FATAL:
                 raise ModelFailed(f"model {pool.name!r} failed to start: {pool.failure}", retry_after_s=30)
             raise Unavailable(f"model {pool.name!r} is {self.state.value.lower()}; not ready after "
                               f"{wait_s:g}s", retry_after_s=10)
+
+    def serving(self) -> bool:
+        """A replica is ready and not draining (a rolling restart drains one at a time)."""
+        return any(w.ready and not w.draining for w in self.pool.workers)
+
+    async def _wait_serving(self, deadline: float) -> bool:
+        await asyncio.sleep(0)  # let freshly started replicas leave STOPPED
+        while time.monotonic() < deadline:
+            if self.serving():
+                return True
+            if all(r.state is State.FATAL for r in self.replicas):
+                return False
+            if self.state is State.STOPPED and not self.restart_lock.locked():
+                return False  # nobody is starting it (deferred, unloaded)
+            await asyncio.sleep(0.05)
+        return False
 
     async def _prepare(self, replica: ManagedWorker) -> ModelConfig:
         """Rehydrate the model files once for all replicas (under a lock), with progress."""

@@ -65,6 +65,9 @@ class Member(Protocol):
     def measure_bytes(self, device: Device) -> int | None: ...
     def start_now(self, reason: str) -> None: ...
     async def stop(self, reason: str = ...) -> None: ...
+    def can_sleep(self) -> bool: ...
+    def asleep(self) -> bool: ...
+    async def sleep(self, reason: str = ...) -> bool: ...
 
 
 @dataclass(slots=True)
@@ -73,6 +76,7 @@ class Stats:
     activity: int = -1
     measured: int | None = None  # while loaded
     learned: int | None = None  # last measurement, kept after unload
+    asleep: int | None = None  # measured after a release (SGLang warm sleep)
     measured_at: float = 0.0
     evictions: int = 0
     note: str = ""
@@ -110,6 +114,8 @@ class MemoryOrchestrator:
         if not m.holds_memory():
             return 0
         st = self.stats[m.name]
+        if m.asleep():  # what the engine kept after its release (measured), else a tenth
+            return st.asleep if st.asleep is not None else self.need(m) // 10
         return st.measured or self.need(m)
 
     def used(self, exclude: str | None = None) -> int:
@@ -174,7 +180,7 @@ class MemoryOrchestrator:
         """Make room for `m` and start it; raises MemoryPressure / MemoryRefused."""
         deadline = self.clock() + wait_s
         async with self._lock:
-            if m.holds_memory():
+            if m.holds_memory() and not m.asleep():
                 return
             while (hold := self._pressure_hold()) is not None:
                 if self.clock() >= deadline:
@@ -193,9 +199,16 @@ class MemoryOrchestrator:
                 raise MemoryRefused(msg, retry_after_s=30)
             for v in victims:
                 reason = f"evicted to make room for {m.name!r}"
+                st = self.stats[v.name]
+                st.evictions += 1
+                if v.can_sleep() and await v.sleep(f"asleep: {reason}"):
+                    st.note = f"asleep: {reason}"
+                    st.measured = None
+                    st.asleep = v.measure_bytes(self.budget.device)  # the accounting follows the release
+                    log.info("%s: put to sleep to make room for %r (%s kept)", v.name, m.name, mb(st.asleep))
+                    continue
                 log.info("%s: %s", v.name, reason)
-                self.stats[v.name].evictions += 1
-                self.stats[v.name].note = reason
+                st.note = reason
                 await v.stop(reason)
             self.stats[m.name].note = ""
             self.stats[m.name].last_used = self.clock()
@@ -209,7 +222,10 @@ class MemoryOrchestrator:
             st.activity, st.last_used = act, now
         if not m.is_idle():
             st.last_used = now
-        if m.holds_memory():
+        if m.asleep():
+            pass  # measured right after its release
+        elif m.holds_memory():
+            st.asleep = None
             if now - st.measured_at >= MEASURE_EVERY_S:
                 st.measured_at = now
                 got = m.measure_bytes(self.budget.device)
@@ -218,7 +234,7 @@ class MemoryOrchestrator:
         else:
             st.measured = None
         ka = m.keep_alive_s
-        if (ka is not None and m.priority != "critical" and m.is_ready() and m.is_idle()
+        if (ka is not None and m.priority != "critical" and m.is_ready() and m.is_idle() and not m.asleep()
                 and now - st.last_used >= ka and not self._lock.locked()):
             st.note = f"unloaded: idle for {now - st.last_used:.0f}s (keep_alive {ka:g}s)"
             self._spawn(m.stop(st.note))

@@ -8,6 +8,9 @@
                                             |                          |
                                             +--delay--> STARTING    reset/cool-down --> STOPPED
 
+SLEEPING (SGLang warm sleep, supervisor/sleep.py): READY --release memory--> SLEEPING
+--resume (a request, as a hold)--> STARTING ("waking") --> READY; the process lives on.
+
 `transition()` is the only way to change state: it checks the allowed source states,
 records the time and notifies listeners. An operator stop (STOPPING -> STOPPED) is kept apart
 from a crash (-> BACKOFF / FATAL).
@@ -32,18 +35,20 @@ class State(enum.Enum):
     BACKOFF = "BACKOFF"  # crashed; waiting before the next start
     STOPPING = "STOPPING"  # SIGTERM sent, waiting for the process group to exit
     FATAL = "FATAL"  # crash circuit breaker open: too many crashes in the window
+    SLEEPING = "SLEEPING"  # process alive, GPU memory released (/release_memory_occupation)
 
 
 LIVE_STATES = frozenset({State.STARTING, State.READY, State.UNHEALTHY})
 
 ALLOWED_FROM: dict[State, frozenset[State]] = {
-    State.STARTING: frozenset({State.STOPPED, State.BACKOFF}),
+    State.STARTING: frozenset({State.STOPPED, State.BACKOFF, State.SLEEPING}),
     State.READY: frozenset({State.STARTING, State.UNHEALTHY}),
     State.UNHEALTHY: frozenset({State.READY}),
-    State.BACKOFF: frozenset({State.STARTING, State.READY, State.UNHEALTHY}),
-    State.STOPPING: frozenset({State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF}),
+    State.BACKOFF: frozenset({State.STARTING, State.READY, State.UNHEALTHY, State.SLEEPING}),
+    State.STOPPING: frozenset({State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF, State.SLEEPING}),
     State.STOPPED: frozenset({State.STOPPING, State.BACKOFF, State.FATAL}),
-    State.FATAL: frozenset({State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF}),
+    State.FATAL: frozenset({State.STARTING, State.READY, State.UNHEALTHY, State.BACKOFF, State.SLEEPING}),
+    State.SLEEPING: frozenset({State.READY}),
 }
 
 
