@@ -1,5 +1,5 @@
 """Start and stop the processes of the overhead benchmark: the sim upstream, sglfleet, and the
-peers (sglang-router, LiteLLM proxy), each peer in its own virtualenv under a cache dir.
+peers (sglang-router, vllm-router, LiteLLM proxy), each peer in its own virtualenv under a cache dir.
 
 Everything binds 127.0.0.1. LiteLLM is started with its remote model-cost map off and with
 HTTP(S) proxies pointing at a closed local port, so nothing leaves the machine.
@@ -22,6 +22,7 @@ import yaml
 
 CACHE = Path(os.environ.get("SGLFLEET_BENCH_CACHE", "~/.cache/sglfleet-bench")).expanduser()
 ROUTER_SPEC = "sglang-router==0.3.2"
+VLLM_ROUTER_SPEC = "vllm-router==0.1.17"  # the vLLM project's Rust router (a fork of SGLang's)
 LITELLM_SPEC = "litellm[proxy]"
 LITELLM_KEY = "sk-sglfleet-bench-7d1f0c2a9b"  # it refuses to start without one (no database: key checked in memory)
 LOCAL_ONLY_ENV = {"HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
@@ -162,12 +163,15 @@ def ensure_venv(name: str, spec: str, probe: str, log: Path) -> Path | None:
     return py
 
 
-def start_router(workdir: Path, upstream: str, py: Path) -> Proc:
+def start_router(workdir: Path, upstream: str, py: Path, *, name: str = "sglang-router") -> Proc:
+    """sglang-router or vllm-router (same command line: vLLM's router is a fork of SGLang's)."""
     port, prom = free_port(), free_port()
-    argv = [str(py), "-m", "sglang_router.launch_router", "--host", "127.0.0.1", "--port", str(port),
-            "--worker-urls", upstream, "--policy", "round_robin", "--log-level", "warn",
+    module = "sglang_router.launch_router" if name == "sglang-router" else "vllm_router.launch_router"
+    level = "warn" if name == "sglang-router" else "warning"
+    argv = [str(py), "-m", module, "--host", "127.0.0.1", "--port", str(port),
+            "--worker-urls", upstream, "--policy", "round_robin", "--log-level", level,
             "--prometheus-host", "127.0.0.1", "--prometheus-port", str(prom)]
-    p = spawn("sglang-router", argv, f"http://127.0.0.1:{port}", workdir, env=LOCAL_ONLY_ENV)
+    p = spawn(name, argv, f"http://127.0.0.1:{port}", workdir, env=LOCAL_ONLY_ENV)
     wait_serving(p)
     return p
 

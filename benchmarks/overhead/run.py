@@ -1,4 +1,4 @@
-"""Gateway overhead benchmark: direct vs sglfleet vs sglang-router vs LiteLLM, interleaved.
+"""Gateway overhead benchmark: direct vs sglfleet vs sglang-router vs vllm-router vs LiteLLM, interleaved.
 
     .venv/bin/python benchmarks/overhead/run.py            # full: c=32,128,256, stream + non-stream
     .venv/bin/python benchmarks/overhead/run.py --quick    # c=32 and 256, fewer requests
@@ -37,7 +37,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--max-seconds", type=float, default=10.0, help="cap per cell (slow peers)")
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--sim-args", default="--ttft-ms 5 --itl-ms 1", help="upstream timing (sglfleet sim flags)")
-    ap.add_argument("--targets", default="direct,sglfleet,sglang-router,litellm")
+    ap.add_argument("--targets", default="direct,sglfleet,sglang-router,vllm-router,litellm")
     ap.add_argument("--variant", action="append", default=[], metavar="NAME=ARGS",
                     help="an extra sglfleet target with extra `serve` args, e.g. 'sglfleet-w2=--workers 2'")
     ap.add_argument("--policy", default="round_robin", help="sglfleet routing policy")
@@ -66,16 +66,19 @@ def start_targets(a: argparse.Namespace, workdir: Path) -> tuple[procs.Proc, lis
     for name, args in variants:
         targets.append(procs.start_sglfleet(workdir, sim.url, policy=a.policy, extra_args=args.split(), name=name))
         log(f"{name}: {targets[-1].url} {args}")
-    if "sglang-router" in wanted:
-        py = procs.ensure_venv("sglang-router", procs.ROUTER_SPEC, "import sglang_router", workdir / "pip.log")
+    for name, spec, module in (("sglang-router", procs.ROUTER_SPEC, "sglang_router"),
+                               ("vllm-router", procs.VLLM_ROUTER_SPEC, "vllm_router")):
+        if name not in wanted:
+            continue
+        py = procs.ensure_venv(name, spec, f"import {module}", workdir / "pip.log")
         if py is None:
-            notes.append(f"sglang-router skipped: `pip install {procs.ROUTER_SPEC}` failed (see {workdir}/pip.log)")
-        else:
-            try:
-                targets.append(procs.start_router(workdir, sim.url, py))
-                log(f"sglang-router: {targets[-1].url}")
-            except (RuntimeError, TimeoutError) as exc:
-                notes.append(f"sglang-router skipped: did not start: {str(exc)[:300]}")
+            notes.append(f"{name} skipped: `pip install {spec}` failed (see {workdir}/pip.log)")
+            continue
+        try:
+            targets.append(procs.start_router(workdir, sim.url, py, name=name))
+            log(f"{name}: {targets[-1].url}")
+        except (RuntimeError, TimeoutError) as exc:
+            notes.append(f"{name} skipped: did not start: {str(exc)[:300]}")
     if "litellm" in wanted:
         py = procs.ensure_venv("litellm", procs.LITELLM_SPEC, "import litellm.proxy.proxy_server",
                                workdir / "pip.log")
