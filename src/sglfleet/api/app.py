@@ -89,6 +89,7 @@ def create_app(cfg: FleetConfig, *, fleet: Fleet | None = None, wait_ready: bool
     app.add_route("/v1/chat/completions", openai.chat_completions, methods=["POST"])
     app.add_route("/v1/completions", openai.completions, methods=["POST"])
     app.add_route("/v1/models", openai.list_models, methods=["GET"])
+    app.add_route("/v1/models/{model_id:path}", openai.retrieve_model, methods=["GET"])
     embeddings.register(app)
     anthropic.register(app)
     responses.register(app)
