@@ -16,6 +16,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from tests.compat.conftest import Engine
+from tests.fleetproc import GatewayProc, wait_for
 
 
 class Weather(BaseModel):
@@ -158,3 +159,13 @@ def test_completions_prompt_list_and_empty_prompt(engine: Engine) -> None:
         assert empty.choices
     except openai.BadRequestError as exc:
         assert "prompt" in str(exc)
+
+
+def test_streams_read_to_the_end_are_not_499(engine: Engine, compat_gw: GatewayProc) -> None:
+    c = sdk(engine)
+    for _ in range(3):
+        stream = c.chat.completions.create(model=engine.model, messages=ASK, max_tokens=6, stream=True)
+        assert "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
+    assert wait_for(lambda: compat_gw.log().count(f"model={engine.model} ") >= 3, 10)
+    lines = [ln for ln in compat_gw.log().splitlines() if f"model={engine.model} " in ln]
+    assert lines and not [ln for ln in lines if "status=499" in ln]
