@@ -1,10 +1,13 @@
 """schemathesis over the gateway's own /openapi.json: every documented operation, bounded
 examples, `max_tokens` capped, models limited to the served ones (else every example is a
-404): the gateway never answers 5xx. Runs against the SGLang sim (and llama.cpp when the
-`engine` tests are selected: the same gateway serves both)."""
+404): the gateway never answers 5xx. Fuzzes the SGLang-sim models only: on 2 shared CPU cores
+random long prompts make the embedded llama.cpp engine too slow for a bounded test (one full
+run with it, 25 examples per route, found zero 5xx in 69 s; docs in /work/notes/17.md); set
+SGLFLEET_FUZZ_LLAMACPP=1 to include it."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import httpx
@@ -55,7 +58,8 @@ def fuzz(op: Any, url: str, failures: list[str], answered: set[str]) -> None:
 
 def test_no_5xx_from_the_openapi_document(compat_gw: GatewayProc) -> None:
     spec = httpx.get(compat_gw.url + "/openapi.json", timeout=30).json()
-    models = [m["id"] for m in httpx.get(compat_gw.url + "/v1/models", timeout=30).json()["data"]]
+    models = [m["id"] for m in httpx.get(compat_gw.url + "/v1/models", timeout=30).json()["data"]
+              if not m["id"].startswith("smol") or os.environ.get("SGLFLEET_FUZZ_LLAMACPP") == "1"]
     assert {"/v1/chat/completions", "/api/chat", "/health", "/ready", "/metrics"} <= set(spec["paths"])
     spec["paths"] = {p: ops for p, ops in spec["paths"].items() if not p.startswith("/admin")}
     _cap(spec, models)
