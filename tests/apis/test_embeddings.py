@@ -17,6 +17,7 @@ from ollama_helpers import Gateway
 
 from sglfleet.api.embeddings import base64_floats, pooled, upstream_body
 from sglfleet.core.errors import BadRequest
+from sglfleet.engines.registry import get_engine
 from sglfleet.sim.embeddings import DIM, embed_ids
 from sglfleet.sim.tokenizer import tokenize
 from tests.apis.conftest import KEY
@@ -106,7 +107,7 @@ def test_ollama_embed_on_a_chat_model_is_a_400(gw: Gateway) -> None:
 
 
 def _pool(engine: str) -> Any:
-    return SimpleNamespace(name="m", cfg=SimpleNamespace(engine=engine))
+    return SimpleNamespace(name="m", cfg=SimpleNamespace(engine=engine), engine=get_engine(engine))
 
 
 def test_engine_contract_llamacpp_takes_text_only() -> None:

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sglfleet import __version__
-from sglfleet.api import admin, admin_memory, anthropic, embeddings, errors_handler, ollama, openai, responses
+from sglfleet.api import admin, admin_memory, anthropic, embeddings, errors_handler, ollama, openai, openapi, responses
 from sglfleet.api.middleware import RequestIdMiddleware
 from sglfleet.config import FleetConfig
 from sglfleet.dashboard import routes as dashboard_routes
@@ -89,6 +89,7 @@ def create_app(cfg: FleetConfig, *, fleet: Fleet | None = None, wait_ready: bool
     app.add_route("/v1/chat/completions", openai.chat_completions, methods=["POST"])
     app.add_route("/v1/completions", openai.completions, methods=["POST"])
     app.add_route("/v1/models", openai.list_models, methods=["GET"])
+    app.add_route("/v1/models/{model_id:path}", openai.retrieve_model, methods=["GET"])
     embeddings.register(app)
     anthropic.register(app)
     responses.register(app)
@@ -99,4 +100,5 @@ def create_app(cfg: FleetConfig, *, fleet: Fleet | None = None, wait_ready: bool
     app.include_router(admin_memory.router)
     dashboard_routes.register(app)
     ollama.register(app)  # last: it adds GET / and the /api/* catch-all
+    openapi.install(app)  # /openapi.json documents every public route
     return GatewayApp(app)

@@ -39,9 +39,6 @@ from sglfleet.routing.pool import ModelPool
 
 TokenIds = list[StrictInt]
 EmbeddingInput = StrictStr | list[StrictStr] | TokenIds | list[TokenIds]
-# engines that take OpenAI's `dimensions` (SGLang and vLLM for Matryoshka models, OpenAI itself)
-_DIMENSIONS_ENGINES = frozenset({"sglang", "vllm", "external"})
-_TOKEN_ID_ENGINES = frozenset({"sglang", "vllm", "external"})
 
 
 class EmbeddingsRequest(BaseModel):
@@ -86,13 +83,13 @@ def _token_ids(value: Any) -> bool:
 def upstream_body(pool: ModelPool, client_model: str, inputs: Any, dimensions: int | None,
                   extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """The body sent to the engine (floats always), after the engine's contract is checked."""
-    engine = pool.cfg.engine
+    engine, contract = pool.cfg.engine, pool.engine.contract
     if isinstance(inputs, list) and not inputs:
         raise BadRequest("'input' must not be empty", param="input")
-    if _token_ids(inputs) and engine not in _TOKEN_ID_ENGINES:
+    if _token_ids(inputs) and not contract.embedding_token_ids:
         raise BadRequest(f"token-id input is not supported by the {engine} engine of {pool.name!r}; "
                          "send text", param="input")
-    if dimensions is not None and engine not in _DIMENSIONS_ENGINES:
+    if dimensions is not None and not contract.embedding_dimensions:
         raise BadRequest(f"'dimensions' is not supported by the {engine} engine of {pool.name!r}",
                          param="dimensions")
     body: dict[str, Any] = {**(extra or {}), "model": client_model, "input": inputs, "encoding_format": "float"}
@@ -161,7 +158,7 @@ async def dispatch(request: Request, fleet: Fleet, pool: ModelPool, body: dict[s
     read offset counts tokens, not floats), so the gateway sends them one by one and joins
     the rows (each request goes through `forward`: counted, logged, limited like any other)."""
     inputs = body["input"]
-    if pool.cfg.engine != "llamacpp" or not isinstance(inputs, list) or len(inputs) < 2:
+    if pool.engine.contract.embedding_batch or not isinstance(inputs, list) or len(inputs) < 2:
         ctx = RouteContext(text=input_text(inputs), routing_key=None)
         return await forward(request, fleet, pool, body, "/v1/embeddings", endpoint, ctx, t0)
     data: list[dict[str, Any]] = []

@@ -51,11 +51,13 @@ from sglfleet.api.ollama_translate import (
 )
 from sglfleet.api.openai import fleet_of, forward
 from sglfleet.api.sockets import listen_socket
+from sglfleet.config import TaskRoute
 from sglfleet.core.auth import check_api_key
-from sglfleet.core.errors import GatewayError
+from sglfleet.core.errors import GatewayError, ModelNotFound
 from sglfleet.fleet import Fleet
 from sglfleet.routing.policies import RouteContext
 from sglfleet.routing.pool import ModelPool
+from sglfleet.routing.task_routes import apply_route, last_user_text
 from sglfleet.routing.text import chat_text
 
 Endpoint = Callable[[Request], Awaitable[Any]]
@@ -118,7 +120,7 @@ async def tags(request: Request) -> Response:
 async def show(request: Request) -> Response:
     fleet = _authorized_fleet(request)
     req: ShowRequest = await _body(request, fleet, ShowRequest)
-    return ollama_json(_meta(request).show(fleet.registry.resolve(req.target)))
+    return ollama_json(_meta(request).show(_pool_named(fleet, req.target)))
 
 
 @ollama_errors
@@ -126,6 +128,35 @@ async def ps(request: Request) -> Response:
     fleet, meta = _authorized_fleet(request), _meta(request)
     running = (meta.running(pool) for pool in fleet.registry)
     return ollama_json({"models": [r for r in running if r is not None]})
+
+
+def _base_name(name: str) -> str | None:
+    """Ollama's implicit tag: `name:latest` is `name`."""
+    return name[: -len(":latest")] if name.endswith(":latest") else None
+
+
+def _pool_named(fleet: Fleet, name: str) -> ModelPool:
+    try:
+        return fleet.registry.resolve(name)
+    except ModelNotFound:
+        base = _base_name(name)
+        if base is None:
+            raise
+        return fleet.registry.resolve(base)
+
+
+async def _target(fleet: Fleet, name: str, text: str | None) -> tuple[ModelPool, TaskRoute | None]:
+    """The pool for a model name; a virtual model (`auto`) is classified on `text` first
+    (None: nothing to classify, e.g. a load request: its default route's model)."""
+    base = _base_name(name)
+    router = fleet.virtual.get(name.casefold()) or (fleet.virtual.get(base.casefold()) if base else None)
+    if router is None:
+        return _pool_named(fleet, name), None
+    if text is None:
+        return fleet.registry.resolve(router.rules.default.target), None
+    c = await router.classify(text)
+    fleet.metrics.route_decisions.labels(router.vm.name, c.route.name, c.route.target).inc()
+    return fleet.registry.resolve(c.route.target), c.route
 
 
 async def _loaded(pool: ModelPool, model: str, kind: str) -> Response:
@@ -142,13 +173,16 @@ async def chat(request: Request) -> Any:
     t0 = time.perf_counter()
     fleet = _authorized_fleet(request)
     req: ChatRequest = await _body(request, fleet, ChatRequest)
-    pool = fleet.registry.resolve(req.model)
+    turns = [{"role": m.role, "content": m.content} for m in req.messages]
+    pool, route = await _target(fleet, req.model, last_user_text(turns) if turns else None)
     if not req.messages:
         return await _loaded(pool, req.model, "chat")
     check_capabilities(pool.cfg, client_model=req.model, tools=bool(req.tools),
                        think=req.think not in (None, False),
                        images=any(m.images for m in req.messages))
     body = chat_body(req, pool.cfg)
+    if route is not None:
+        apply_route(body, route)
     text = chat_text(body["messages"])
     conv = Converter("chat", req.model, t0, show_thinking=req.think is not False, prompt_text=text)
     return await _generate(request, fleet, pool, body, "/v1/chat/completions", "chat", text, conv)
@@ -159,12 +193,14 @@ async def generate(request: Request) -> Any:
     t0 = time.perf_counter()
     fleet = _authorized_fleet(request)
     req: GenerateRequest = await _body(request, fleet, GenerateRequest)
-    pool = fleet.registry.resolve(req.model)
+    pool, route = await _target(fleet, req.model, req.prompt if req.prompt or req.suffix else None)
     if not req.prompt and not req.suffix:
         return await _loaded(pool, req.model, "generate")
     check_capabilities(pool.cfg, client_model=req.model, tools=False,
                        think=req.think not in (None, False), images=bool(req.images))
     path, body = generate_body(req, pool.cfg)
+    if route is not None:
+        apply_route(body, route)
     endpoint = "completions" if path == "/v1/completions" else "chat"
     text = (req.system or "") + " " + req.prompt if req.system else req.prompt
     conv = Converter("generate", req.model, t0, show_thinking=req.think is not False, prompt_text=text)

@@ -56,9 +56,14 @@ def _source_name(cfg: ModelConfig) -> str:
     return " ".join(p for p in parts if p).lower()
 
 
+def _is_builtin(cfg: ModelConfig) -> bool:
+    """The model is a GGUF shipped in a PyPI package (its facts are known exactly)."""
+    return cfg.resolved_model_path in get_engine(cfg.engine).builtin_models
+
+
 def family_of(cfg: ModelConfig) -> str:
     text = _source_name(cfg)
-    if cfg.resolved_model_path == BUILTIN_MODEL and cfg.engine == "llamacpp":
+    if _is_builtin(cfg):
         text += " smollm2-135m"
     for fam in _FAMILIES:
         if re.search(rf"(?<![a-z0-9]){re.escape(fam)}", text):
@@ -70,7 +75,7 @@ def family_of(cfg: ModelConfig) -> str:
 def parameter_size_of(cfg: ModelConfig) -> str:
     """'135M', '32B', '35B'; active-parameter markers such as 'a3b' are skipped."""
     text = _source_name(cfg)
-    if cfg.resolved_model_path == BUILTIN_MODEL and cfg.engine == "llamacpp":
+    if _is_builtin(cfg):
         text += " 135m"
     for m in _SIZE.finditer(text):
         if m.start() > 0 and text[m.start() - 1] in "aA":
@@ -87,7 +92,7 @@ def parameter_count_of(size: str) -> int | None:
 
 
 def quantization_of(cfg: ModelConfig) -> str:
-    if cfg.resolved_model_path == BUILTIN_MODEL and cfg.engine == "llamacpp":
+    if _is_builtin(cfg):
         return "Q4_1"
     m = _QUANT.search(_source_name(cfg))
     return m.group(1).upper() if m else "unknown"
@@ -136,7 +141,7 @@ class ModelMeta:
 
     def details(self, cfg: ModelConfig) -> dict[str, Any]:
         family = family_of(cfg)
-        return {"parent_model": "", "format": "gguf" if cfg.engine == "llamacpp" else "safetensors",
+        return {"parent_model": "", "format": get_engine(cfg.engine).weights_format,
                 "family": family, "families": [family], "parameter_size": parameter_size_of(cfg),
                 "quantization_level": quantization_of(cfg)}
 
@@ -161,7 +166,7 @@ class ModelMeta:
         if count is not None:
             info["general.parameter_count"] = count
         parameters = f"num_ctx {ctx}"
-        source = cfg.served_model if cfg.engine == "external" else cfg.resolved_model_path
+        source = cfg.resolved_model_path if cfg.managed else cfg.served_model
         return {
             "license": "",
             "modelfile": (f"# Served by sglfleet ({cfg.engine} engine)\n"
@@ -182,5 +187,5 @@ class ModelMeta:
         size = self.size_of(cfg)
         return {"name": pool.name, "model": pool.name, "size": size, "digest": digest_of(pool.name),
                 "details": self.details(cfg), "expires_at": expires,
-                "size_vram": size if cfg.engine != "llamacpp" else 0,
+                "size_vram": size if get_engine(cfg.engine).on_gpu else 0,
                 "context_length": context_length_of(cfg)}

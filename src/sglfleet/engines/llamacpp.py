@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sglfleet.engines.base import LaunchSpec, Probe
+from sglfleet.engines.contract import LLAMACPP
 
 if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
     from sglfleet.config import ModelConfig
@@ -56,11 +57,14 @@ class LlamaCppEngine:
     heartbeat_path = "/health"
     first_byte_s = 300.0  # one request at a time: a stream may wait for the ones before it
     stall_s = 30.0
-    usage_in_stream = False  # no usage in streams: the gateway counts prompt tokens itself
+    usage_in_stream = LLAMACPP.usage_in_stream  # (the contract says; kept as attributes for callers)
+    schema_in_json_object = LLAMACPP.schema_in_json_object
     memory_saver = False  # SGLang warm sleep (supervisor/sleep.py)
     continuation = "template"  # how a broken stream is continued (api/migration.py)
-    schema_in_json_object = True
     weights_format = "gguf"
+    on_gpu = False
+    builtin_models = frozenset(BUILTIN_MODELS)
+    contract = LLAMACPP
 
     def launch(self, model: ModelConfig, *, host: str, port: int, replica: int) -> LaunchSpec:
         path = resolve_model_path(model.resolved_model_path)

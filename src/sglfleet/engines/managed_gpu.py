@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sglfleet.engines.base import LaunchSpec, Probe
+from sglfleet.engines.contract import SGLANG
 from sglfleet.sglang.profile import SGLangProfile
 
 if TYPE_CHECKING:  # engines never import config at run time (config imports engines)
@@ -36,10 +37,13 @@ class ManagedGPUEngine:
     heartbeat_path = "/v1/models"
     first_byte_s = 180.0  # queueing plus the prefill of a long context on a busy server
     stall_s = 60.0  # decode pauses for other requests' prefill, retractions
-    usage_in_stream = True
+    usage_in_stream = SGLANG.usage_in_stream  # (the contract says; kept as attributes for callers)
+    schema_in_json_object = SGLANG.schema_in_json_object
     continuation = "chat"  # how a broken stream is continued (api/migration.py)
-    schema_in_json_object = False
     weights_format = "safetensors"
+    on_gpu = True
+    builtin_models: frozenset[str] = frozenset()
+    contract = SGLANG
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from sglfleet.sim import fast
+from sglfleet.sim import fast, features
 from sglfleet.sim.config import SimConfig
 from sglfleet.sim.pd import BootstrapError, Room
 from sglfleet.sim.protocol import (
@@ -48,7 +48,9 @@ class _Dropped(Exception):
 async def handle(worker: SimWorker, request: web.Request, kind: Kind) -> web.StreamResponse:
     cfg = worker.config
     try:
-        params = PARSERS[kind](await read_json(request), cfg)
+        body = await read_json(request)
+        params = PARSERS[kind](body, cfg)
+        feats = features.parse(body, kind == "chat") if kind != "generate" else None
         worker.engine.check_fits(len(params.prompt_ids), params.max_new_tokens)
         if cfg.role != "both" and params.bootstrap is None:
             raise BadRequest(
@@ -77,6 +79,9 @@ async def handle(worker: SimWorker, request: web.Request, kind: Kind) -> web.Str
             spike = faults.spike_seconds(cfg.time_scale)
             if spike:
                 await asyncio.sleep(spike)
+        if feats is not None:
+            return await features.respond(request, body, feats, chat=kind == "chat", model=cfg.model_name,
+                                          max_tokens=params.max_new_tokens)
         if cfg.fast:
             return await fast.respond(worker, request, kind, params)
         room: Room | None = None

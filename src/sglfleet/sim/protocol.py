@@ -119,8 +119,7 @@ def _check_openai(body: dict[str, Any]) -> None:
         raise BadRequest("'model' must be a string")
     if model and ":" in model:
         raise BadRequest(f"The requested LoRA adapters are not loaded: {model.split(':', 1)[1]}")
-    if _int(body, "n", 1, 1) != 1:
-        raise BadRequest("only n=1 is supported")
+    _int(body, "n", 1, 1)  # n > 1: sim/features.py
 
 
 def parse_chat(body: dict[str, Any], cfg: SimConfig) -> GenParams:
@@ -145,7 +144,9 @@ def parse_chat(body: dict[str, Any], cfg: SimConfig) -> GenParams:
 def parse_completion(body: dict[str, Any], cfg: SimConfig) -> GenParams:
     _check_openai(body)
     prompt = body.get("prompt")
-    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str | list):
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        prompt = max(prompt, key=len)  # a list of prompts: one choice each (sim/features.py)
+    elif isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], list):
         prompt = prompt[0]
     text = prompt if isinstance(prompt, str) else None
     if isinstance(prompt, str):
@@ -153,7 +154,7 @@ def parse_completion(body: dict[str, Any], cfg: SimConfig) -> GenParams:
     elif isinstance(prompt, list) and prompt and all(type(t) is int for t in prompt):
         ids = list(prompt)
     else:
-        raise BadRequest("'prompt' must be a string, one string in a list, or token ids")
+        raise BadRequest("'prompt' must be a string, a list of strings, or token ids")
     max_new = _int(body, "max_tokens", cfg.default_max_tokens, 1)
     assert max_new is not None
     return _common(body, ids, max_new, text)

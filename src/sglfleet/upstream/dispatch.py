@@ -43,6 +43,7 @@ from sglfleet.core.worker import Worker
 from sglfleet.metrics import Metrics
 from sglfleet.routing.pool import ModelPool
 from sglfleet.upstream.client import request_timeout, upstream_headers
+from sglfleet.upstream.engine_errors import clean, is_validation_error, validation_summary
 
 # A lone worker's 5xx is checked with a known-good request; True = the worker is fine.
 Verifier = Callable[[Worker], Awaitable[bool]]
@@ -91,12 +92,12 @@ def error_message_from(body: bytes, status: int) -> tuple[str, dict[str, object]
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
         text = body[:300].decode("utf-8", "replace").strip()
-        return f"engine returned HTTP {status}: {redact_text(text) or '(empty body)'}", None
+        return f"engine returned HTTP {status}: {clean(redact_text(text)) or '(empty body)'}", None
     if isinstance(data, dict):
         err = data.get("error")
         msg = err.get("message") if isinstance(err, dict) else (err if isinstance(err, str) else None)
         msg = msg or data.get("message") or data.get("detail")
-        return f"engine returned HTTP {status}: {redact_text(str(msg))[:500]}", data
+        return f"engine returned HTTP {status}: {clean(redact_text(str(msg)))[:500]}", data
     return f"engine returned HTTP {status}", None
 
 
@@ -174,6 +175,11 @@ class Dispatcher:
                 data = await resp.read()
                 attempt.complete = True
                 msg, parsed = error_message_from(data, resp.status)
+                if resp.status >= 500 and is_validation_error(msg):  # the engine's own validator: a 400
+                    msg, param = validation_summary(msg)
+                    err = UpstreamStatus(400, msg, parsed)
+                    err.param = param
+                    return err
                 return UpstreamStatus(resp.status, msg, parsed)
             if stream:
                 first = await resp.content.readany()
