@@ -76,8 +76,8 @@ async def test_max_goodput_bisects_to_the_capacity() -> None:
     assert res.rate == pytest.approx(capacity, rel=0.03)
     assert res.upper is not None and res.upper > capacity
     assert res.attainment == 1.0
-    none = await search.max_goodput(lambda r, n: measure(r + 100, n), 1.0, 0.9, max_steps=4)
-    assert none.rate is None and len(none.steps) == 4
+    none = await search.max_goodput(lambda r, n: measure(r + 100, n), 1.0, 0.9)
+    assert none.rate is None and [p.x for p in none.steps] == [1.0, 0.5, 0.25, 0.125]
 
 
 def _report(thr: float, ttft: float, attainment: float | None = None):

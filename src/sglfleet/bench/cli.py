@@ -119,8 +119,8 @@ def bench(
         tokens,
         workloads,
     )
-    from sglfleet.bench.trace import build_trace_workload, load_trace
     from sglfleet.bench.client import Target
+    from sglfleet.bench.trace import build_trace_workload, load_trace
 
     console = Console()
     if endpoint not in ("chat", "completions"):

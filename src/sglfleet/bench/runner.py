@@ -147,7 +147,7 @@ async def run_step(
     if console is not None and name:
         done = ", ".join(f"{r.label}: {r.summary.completed} ok / {r.summary.failed} failed, "
                          f"{r.summary.request_throughput:.2f} req/s" for r in reports)
-        console.print(f"[dim]{name}{step.suffix}: {done}[/dim]")
+        console.print(f"[dim]{name}: {done}[/dim]")
     return reports
 
 

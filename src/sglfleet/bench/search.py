@@ -185,8 +185,12 @@ async def max_goodput(
     *,
     rel_tol: float = 0.05,
     max_steps: int = 14,
+    max_halvings: int = 3,
 ) -> MaxGoodput:
-    """Bisect the request rate for the highest rate with attainment >= target."""
+    """Bisect the request rate for the highest rate with attainment >= target.
+
+    When the start rate already misses, the rate is halved at most `max_halvings` times
+    (a step lasts about num_requests / rate, so very low rates cost a lot of time)."""
     steps: list[Point] = []
 
     async def meets(rate: float) -> bool:
@@ -198,6 +202,7 @@ async def max_goodput(
     lo: float | None = None
     hi: float | None = None
     rate = start
+    halvings = 0
     while len(steps) < max_steps and (lo is None or hi is None):
         if await meets(rate):
             lo = rate
@@ -206,7 +211,10 @@ async def max_goodput(
         else:
             hi = rate
             if lo is None:
+                if halvings == max_halvings:
+                    break
                 rate /= 2
+                halvings += 1
     while lo is not None and hi is not None and (hi - lo) > rel_tol * lo and len(steps) < max_steps:
         mid = (lo + hi) / 2
         if await meets(mid):
