@@ -177,3 +177,14 @@ def test_credentials_are_masked_in_reports() -> None:
     assert spec == "gw=http://user:***@127.0.0.1:8000/v1 Authorization:*** x-route:a"
     assert redact_url("http://127.0.0.1:8000") == "http://127.0.0.1:8000"
     assert redact_header("X-API-Key", "k") == "***" and redact_header("x-fake-slots", "2") == "2"
+
+
+def test_rate_steps_drop_the_client_concurrency_cap() -> None:
+    from sglfleet.bench.loadgen import LoadShape
+    from sglfleet.bench.session import _auto_step
+
+    base = LoadShape(concurrency=2, num_requests=8)
+    rate = _auto_step("rate", 4.0, base, 8)
+    assert rate.shape.concurrency is None and rate.shape.request_rate == 4.0
+    conc = _auto_step("concurrency", 16, base, 8)
+    assert conc.shape.concurrency == 16 and conc.shape.num_requests == 32  # 2 x concurrency

@@ -86,7 +86,7 @@ def test_max_goodput_finds_the_capacity(app: typer.Typer, proc_url: str, tmp_pat
                   "x-fake-slots:6", "--header", "x-fake-ttft-ms:20", "--header", "x-fake-itl-ms:10",
                   "--input-len", "8", "--output-len", "9", "--num-requests", "60",
                   "--burstiness", "50", "--request-rate", "30", "--slo", "ttft=60ms",
-                  "--max-goodput", "--output-json", str(out))
+                  "--max-goodput", "--goodput-min-seconds", "1", "--output-json", str(out))
     assert "max goodput at" in text
     mg = next(iter(json.loads(out.read_text())["max_goodput"].values()))
     assert mg["rate"] == pytest.approx(60, rel=0.10)

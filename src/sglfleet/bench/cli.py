@@ -83,6 +83,9 @@ def bench(
         False, "--max-goodput", help="Bisect the request rate for the highest rate meeting --slo."
     ),
     attainment: float = typer.Option(0.9, help="--max-goodput: required SLO attainment (0-1)."),
+    goodput_min_seconds: float = typer.Option(
+        10.0, help="--max-goodput: each step sends max(N, rate x this) requests."
+    ),
     repeat: int = typer.Option(1, help="Run the (interleaved) comparison N times: 95% CIs."),
     trace: str = typer.Option(None, help="Replay a Mooncake-style JSONL trace (timestamps kept)."),
     time_scale: float = typer.Option(1.0, help="--trace: multiply arrival offsets (0.5 = 2x faster)."),
@@ -191,6 +194,7 @@ def bench(
                      else [runner.Step(shape=shape)])
             plan = session.Plan(steps=steps, repeat=repeat, auto=auto, max_goodput=max_goodput,
                                 attainment=attainment, max_goodput_start=request_rate or 1.0,
+                                goodput_min_s=goodput_min_seconds,
                                 slo_ms=slo_ms, scrape=scrape_metrics)
             outcome = asyncio.run(session.execute(plan, targets, requests, tok, console))
             reports = outcome.reports

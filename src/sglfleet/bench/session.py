@@ -8,6 +8,12 @@ Phases:
 2. `--sweep auto[:rate]`: double the load until every target saturated;
 3. `--max-goodput`: per target (one at a time, so each has the server to itself), bisect the
    request rate for the highest rate whose SLO attainment meets `--attainment`.
+
+A max-goodput step lasts at least `goodput_min_s` of arrivals (more requests at higher
+rates): with a fixed handful of requests, any rate "meets" the SLO because the queue never
+gets longer than the handful. Rate steps (`auto:rate`, `--max-goodput`) drop `--concurrency`:
+a client-side cap would hold requests back before they are sent and hide the server's queue
+from TTFT.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class Plan:
     max_goodput: bool = False
     attainment: float = 0.9
     max_goodput_start: float = 1.0
+    goodput_min_s: float = 10.0  # a max-goodput step sends max(n, rate x this) requests
     slo_ms: dict[str, float] | None = None
     scrape: bool = False
 
@@ -104,7 +111,11 @@ async def execute(
     if plan.max_goodput:
         for target in targets:
             async def measure_rate(rate: float, name: str, t: Target = target) -> RunReport:
-                step = Step(shape=replace(base_shape, request_rate=rate, replay=False),
+                n = base_shape.num_requests or len(requests)
+                if base_shape.duration_s is None:
+                    n = max(n, math.ceil(rate * plan.goodput_min_s))
+                step = Step(shape=replace(base_shape, request_rate=rate, replay=False,
+                                          concurrency=None, num_requests=n),
                             suffix=f" rate={rate:.3g}")
                 reps = await run([t], step, f"{t.label} {name}")
                 out.reports.extend(reps)
@@ -121,4 +132,5 @@ def _auto_step(kind: str, x: float, base: LoadShape, n_requests: int) -> Step:
         n = None if base.duration_s else max(base.num_requests or n_requests, 2 * c)
         return Step(shape=replace(base, concurrency=c, request_rate=math.inf, num_requests=n,
                                   replay=False), suffix=f" c={c}")
-    return Step(shape=replace(base, request_rate=x, replay=False), suffix=f" rate={x:g}")
+    return Step(shape=replace(base, request_rate=x, replay=False, concurrency=None),
+                suffix=f" rate={x:g}")
