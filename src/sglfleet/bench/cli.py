@@ -149,8 +149,8 @@ def bench(
     main_label = label or _label(base_url, taken)
     taken.add(main_label)
     targets = [Target(label=main_label, base_url=base_url, headers=headers, **common)]
-    for spec in compare:
-        c_label, url, c_headers = parse_compare(spec)
+    for compare_spec in compare:
+        c_label, url, c_headers = parse_compare(compare_spec)
         c_label = c_label or _label(url, taken)
         taken.add(c_label)
         targets.append(Target(label=c_label, base_url=url, headers=headers + tuple(c_headers),

@@ -10,8 +10,9 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -201,7 +202,7 @@ async def _measured(
     ]
 
 
-RunOne = Callable[[Target, BenchRequest, float, "asyncio.Semaphore | None"], Awaitable[None]]
+RunOne = Callable[[Target, BenchRequest, float, "asyncio.Semaphore | None"], Coroutine[Any, Any, None]]
 
 
 async def _closed_loop(
@@ -239,7 +240,7 @@ async def _open_loop(
         offsets = [(r.at_s or 0.0) * shape.time_scale for r in schedule]
     else:
         offsets = arrival_offsets(len(schedule), shape.request_rate, shape.burstiness, shape.seed)
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for i, (req, offset) in enumerate(zip(schedule, offsets, strict=True)):
         due = t0 + offset
         if due >= deadline:

@@ -163,8 +163,8 @@ def record_json(record: RequestRecord, run: int, t0: float) -> dict[str, Any]:
 
 
 def build_json(reports: Sequence[RunReport], config: dict[str, Any]) -> dict[str, Any]:
-    runs = []
-    requests = []
+    runs: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
     for i, rep in enumerate(reports):
         shape = {f: getattr(rep.shape, f) for f in rep.shape.__dataclass_fields__}
         for key, value in shape.items():
