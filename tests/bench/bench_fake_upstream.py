@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -182,34 +181,6 @@ def make_app() -> web.Application:
     app.router.add_post("/v1/completions", _completions)
     app.router.add_get("/v1/models", _models)
     return app
-
-
-@contextmanager
-def serve_in_thread() -> Iterator[str]:
-    """Run the fake server on its own event loop in a thread; yields its base URL."""
-    port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_app(), access_log=None)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
-    thread.start()
-    if not started.wait(10):
-        raise RuntimeError("fake upstream did not start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
 
 
 @contextmanager

@@ -8,13 +8,11 @@ import json
 import shutil
 import subprocess
 import urllib.request
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
 import typer
-from bench_fake_upstream import serve_in_subprocess
 from test_bench_cli import invoke
 
 from sglfleet.bench.cli import register
@@ -32,25 +30,19 @@ def app() -> typer.Typer:
     return app
 
 
-@pytest.fixture(scope="module")
-def proc_url() -> Iterator[str]:
-    with serve_in_subprocess() as url:
-        yield url
-
-
 def upstream_log(url: str, clear: bool = False) -> list[dict]:
     with urllib.request.urlopen(url + "/_fake/log" + ("?clear=1" if clear else "")) as resp:
         return json.loads(resp.read())
 
 
-def test_attainment_is_exact_for_a_known_mix(app: typer.Typer, proc_url: str, tmp_path: Path) -> None:
+def test_attainment_is_exact_for_a_known_mix(app: typer.Typer, fake_url: str, tmp_path: Path) -> None:
     # 3 prompts of 4 tokens (E2E 100 + 3*20 = 160 ms) and 2 of 20 tokens (480 ms); e2e <= 320 ms
     rows = [{"prompt": f"short {i}", "output_len": 4} for i in range(3)]
     rows += [{"prompt": f"long {i}", "output_len": 20} for i in range(2)]
     data = tmp_path / "mix.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "mix.json"
-    text = invoke(app, "--base-url", proc_url, "--tokenizer", "approx", "--workload", "file",
+    text = invoke(app, "--base-url", fake_url, "--tokenizer", "approx", "--workload", "file",
                   "--dataset-path", str(data), "--num-requests", "5", "--concurrency", "5",
                   "--slo", "e2e=320ms", "--warmup", "0", "--output-json", str(out))
     assert "SLO attainment" in text and "60.0%" in text and "Token goodput" in text
@@ -61,11 +53,11 @@ def test_attainment_is_exact_for_a_known_mix(app: typer.Typer, proc_url: str, tm
 
 
 @pytest.mark.slow
-def test_auto_sweep_finds_the_knee_of_a_six_slot_server(app: typer.Typer, proc_url: str,
+def test_auto_sweep_finds_the_knee_of_a_six_slot_server(app: typer.Typer, fake_url: str,
                                                           tmp_path: Path) -> None:
     # 6 slots x (20 ms + 8 x 10 ms) per request: 60 req/s at most, knee at concurrency 6
     out = tmp_path / "knee.json"
-    text = invoke(app, "--base-url", proc_url, "--tokenizer", "approx", "--header",
+    text = invoke(app, "--base-url", fake_url, "--tokenizer", "approx", "--header",
                   "x-fake-slots:6", "--header", "x-fake-ttft-ms:20", "--header", "x-fake-itl-ms:10",
                   "--input-len", "8", "--output-len", "9", "--num-requests", "48",
                   "--sweep", "auto:concurrency:2", "--output-json", str(out))
@@ -79,10 +71,10 @@ def test_auto_sweep_finds_the_knee_of_a_six_slot_server(app: typer.Typer, proc_u
 
 
 @pytest.mark.slow
-def test_max_goodput_finds_the_capacity(app: typer.Typer, proc_url: str, tmp_path: Path) -> None:
+def test_max_goodput_finds_the_capacity(app: typer.Typer, fake_url: str, tmp_path: Path) -> None:
     # same 60 req/s server; regular arrivals; TTFT SLO = 20 ms + 40 ms of queueing slack
     out = tmp_path / "goodput.json"
-    text = invoke(app, "--base-url", proc_url, "--tokenizer", "approx", "--header",
+    text = invoke(app, "--base-url", fake_url, "--tokenizer", "approx", "--header",
                   "x-fake-slots:6", "--header", "x-fake-ttft-ms:20", "--header", "x-fake-itl-ms:10",
                   "--input-len", "8", "--output-len", "9", "--num-requests", "60",
                   "--burstiness", "50", "--request-rate", "30", "--slo", "ttft=60ms",
@@ -94,14 +86,14 @@ def test_max_goodput_finds_the_capacity(app: typer.Typer, proc_url: str, tmp_pat
     assert mg["request_goodput"] == pytest.approx(mg["rate"], rel=0.15)
 
 
-def test_max_goodput_needs_an_slo(app: typer.Typer, proc_url: str) -> None:
+def test_max_goodput_needs_an_slo(app: typer.Typer, fake_url: str) -> None:
     from typer.testing import CliRunner
 
-    res = CliRunner().invoke(app, ["bench", "--base-url", proc_url, "--max-goodput"])
+    res = CliRunner().invoke(app, ["bench", "--base-url", fake_url, "--max-goodput"])
     assert res.exit_code == 2 and "--max-goodput needs --slo" in res.output
 
 
-def test_trace_replay_keeps_inter_arrival_times(app: typer.Typer, proc_url: str,
+def test_trace_replay_keeps_inter_arrival_times(app: typer.Typer, fake_url: str,
                                                 tmp_path: Path) -> None:
     stamps = [0, 300, 700, 950, 1400, 1700]
     trace = tmp_path / "trace.jsonl"
@@ -111,11 +103,11 @@ def test_trace_replay_keeps_inter_arrival_times(app: typer.Typer, proc_url: str,
     want = [(b - a) / 1000 * 0.8 for a, b in pairwise(stamps)]
     failures = []
     for _ in range(3):  # scheduling noise only adds delay; a wrong schedule fails every try
-        upstream_log(proc_url, clear=True)
-        invoke(app, "--base-url", proc_url, "--tokenizer", "approx", "--trace", str(trace),
+        upstream_log(fake_url, clear=True)
+        invoke(app, "--base-url", fake_url, "--tokenizer", "approx", "--trace", str(trace),
                "--time-scale", "0.8", "--trace-block-size", "6", "--warmup", "0",
                "--header", "x-fake-ttft-ms:5", "--header", "x-fake-itl-ms:2")
-        times = sorted(e["t"] for e in upstream_log(proc_url))
+        times = sorted(e["t"] for e in upstream_log(fake_url))
         got = [b - a for a, b in pairwise(times)]
         assert len(times) == len(stamps)
         bad = [(g, w) for g, w in zip(got, want, strict=True) if abs(g - w) > 0.05 * w]
@@ -125,10 +117,10 @@ def test_trace_replay_keeps_inter_arrival_times(app: typer.Typer, proc_url: str,
     pytest.fail(f"inter-arrival times off by more than 5 %: {failures}")
 
 
-def test_scrape_metrics_reads_the_servers_gauges(app: typer.Typer, proc_url: str,
+def test_scrape_metrics_reads_the_servers_gauges(app: typer.Typer, fake_url: str,
                                                  tmp_path: Path) -> None:
     out = tmp_path / "scrape.json"
-    text = invoke(app, "--base-url", proc_url, "--tokenizer", "approx", "--header",
+    text = invoke(app, "--base-url", fake_url, "--tokenizer", "approx", "--header",
                   "x-fake-slots:2", "--header", "x-fake-itl-ms:10", "--num-requests", "12",
                   "--concurrency", "6", "--output-len", "60", "--input-len", "10",
                   "--scrape-metrics", "--output-json", str(out))
@@ -145,17 +137,17 @@ def _chromium() -> str | None:
         "google-chrome")
 
 
-def test_html_report_renders_in_headless_chromium(app: typer.Typer, proc_url: str,
+def test_html_report_renders_in_headless_chromium(app: typer.Typer, fake_url: str,
                                                   tmp_path: Path) -> None:
     page, png = tmp_path / "report.html", tmp_path / "report.png"
-    invoke(app, "--base-url", proc_url, "--label", "fast", "--tokenizer", "approx",
+    invoke(app, "--base-url", fake_url, "--label", "fast", "--tokenizer", "approx",
            "--header", "x-fake-itl-ms:5", "--header", "x-fake-ttft-ms:20",
-           "--compare", f"slow={proc_url} x-fake-itl-ms:8", "--num-requests", "6",
+           "--compare", f"slow={fake_url} x-fake-itl-ms:8", "--num-requests", "6",
            "--concurrency", "3", "--output-len", "8", "--input-len", "8", "--repeat", "2",
            "--slo", "tpot=6.5ms", "--sweep", "auto:concurrency:1:4", "--html", str(page))
     html = page.read_text()
     assert "<script" not in html  # self-contained: no script, nothing fetched
-    assert "http" not in html.replace(proc_url, "").replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "http" not in html.replace(fake_url, "").replace('xmlns="http://www.w3.org/2000/svg"', "")
     for needle in ("A/B over 2 repeats", "Saturation sweep", "TTFT distribution",
                    "ITL distribution", "Throughput against latency", "<svg"):
         assert needle in html
@@ -176,14 +168,14 @@ def test_html_report_renders_in_headless_chromium(app: typer.Typer, proc_url: st
 
 @pytest.mark.slow
 def test_ab_direct_vs_gateway_orders_like_the_overhead_benchmark(
-        app: typer.Typer, proc_url: str, tmp_path: Path) -> None:
+        app: typer.Typer, fake_url: str, tmp_path: Path) -> None:
     from tests.fleetproc import start_gateway
 
     gw = start_gateway(tmp_path / "gw", {"models": [
-        {"name": "fake-model", "engine": "external", "urls": [proc_url]}]})
+        {"name": "fake-model", "engine": "external", "urls": [fake_url]}]})
     try:
         out = tmp_path / "ab.json"
-        text = invoke(app, "--base-url", proc_url, "--label", "direct", "--model", "fake-model",
+        text = invoke(app, "--base-url", fake_url, "--label", "direct", "--model", "fake-model",
                       "--compare", f"gateway={gw.url}", "--tokenizer", "approx",
                       "--num-requests", "8", "--concurrency", "4", "--output-len", "4",
                       "--input-len", "8", "--repeat", "3", "--output-json", str(out))
