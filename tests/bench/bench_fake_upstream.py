@@ -9,6 +9,14 @@ accumulate. Headers change the behaviour per request:
 - `x-fake-status`: answer with this HTTP status and an OpenAI error body.
 - `x-fake-error-after`: send an error event after this many tokens (HTTP status stays 200).
 - `x-fake-no-usage`: omit the usage chunk.
+- `x-fake-slots`: a server of known capacity: at most this many requests are served at once
+  (one semaphore per value); the rest wait, and their TTFT includes the wait.
+
+`GET /_fake/log` lists every generation request received (perf_counter at arrival, the first
+characters of the prompt); `?clear=1` empties it. `GET /metrics` serves SGLang-named gauges
+and counters (running and queued requests, prompt and cached tokens). Run the module as a
+script (`python bench_fake_upstream.py PORT`) to serve from its own process, away from the
+client's event loop and GIL.
 
 Like real servers it sends a role-only first chunk (empty content) immediately, which
 must not count as the first token.
@@ -18,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,9 +52,47 @@ def _prompt_tokens(body: dict) -> int:
     return len(text.split())
 
 
+_LOG: list[dict[str, object]] = []
+_SLOTS: dict[int, asyncio.Semaphore] = {}
+_STATE = {"running": 0, "queued": 0, "prompt_tokens": 0}
+
+
+def _first_text(body: dict) -> str:
+    if "messages" in body and body["messages"]:
+        return str(body["messages"][0].get("content", ""))
+    return str(body.get("prompt", ""))
+
+
 async def _completions(request: web.Request) -> web.StreamResponse:
-    arrived = time.perf_counter()
+    received = time.perf_counter()
     body = orjson.loads(await request.read())
+    h = request.headers
+    _LOG.append({"t": received, "prompt": _first_text(body)[:80]})
+    _STATE["prompt_tokens"] += _prompt_tokens(body)
+    slots = int(h.get("x-fake-slots", 0))
+    if not slots:
+        return await _serve(request, body, received)
+    sem = _SLOTS.setdefault(slots, asyncio.Semaphore(slots))
+    _STATE["queued"] += 1
+    try:
+        await sem.acquire()
+    finally:
+        _STATE["queued"] -= 1
+    try:
+        return await _serve(request, body, time.perf_counter())
+    finally:
+        sem.release()
+
+
+async def _serve(request: web.Request, body: dict, arrived: float) -> web.StreamResponse:
+    _STATE["running"] += 1
+    try:
+        return await _respond(request, body, arrived)
+    finally:
+        _STATE["running"] -= 1
+
+
+async def _respond(request: web.Request, body: dict, arrived: float) -> web.StreamResponse:
     h = request.headers
     if "x-fake-status" in h:
         status = int(h["x-fake-status"])
@@ -109,8 +154,29 @@ async def _models(request: web.Request) -> web.Response:
         {"id": "fake-model", "object": "model", "owned_by": "test", "root": "fake-model"}]})
 
 
+async def _log(request: web.Request) -> web.Response:
+    entries = list(_LOG)
+    if request.query.get("clear"):
+        _LOG.clear()
+    return web.json_response(entries)
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    text = (
+        "# TYPE sglang:num_running_reqs gauge\n"
+        f'sglang:num_running_reqs{{model_name="fake"}} {_STATE["running"]}\n'
+        "# TYPE sglang:num_queue_reqs gauge\n"
+        f'sglang:num_queue_reqs{{model_name="fake"}} {_STATE["queued"]}\n'
+        "# TYPE sglang:prompt_tokens counter\n"
+        f'sglang:prompt_tokens_total{{model_name="fake"}} {_STATE["prompt_tokens"]}\n'
+    )
+    return web.Response(text=text, content_type="text/plain")
+
+
 def make_app() -> web.Application:
     app = web.Application()
+    app.router.add_get("/_fake/log", _log)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_post("/v1/chat/completions", _completions)
     app.router.add_post("/v1/completions", _completions)
     app.router.add_get("/v1/models", _models)
@@ -118,28 +184,37 @@ def make_app() -> web.Application:
 
 
 @contextmanager
-def serve_in_thread() -> Iterator[str]:
-    """Run the fake server on its own event loop in a thread; yields its base URL."""
+def serve_in_subprocess() -> Iterator[str]:
+    """Run the fake server in its own Python process; yields its base URL."""
+    import subprocess
+    import sys
+    import urllib.request
+
     port = free_port()
-    loop = asyncio.new_event_loop()
-    runner = web.AppRunner(make_app(), access_log=None)
-    started = threading.Event()
-
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", port).start())
-        started.set()
-        loop.run_forever()
-
-    thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
-    thread.start()
-    if not started.wait(10):
-        raise RuntimeError("fake upstream did not start")
+    proc = subprocess.Popen([sys.executable, __file__, str(port)])
+    url = f"http://127.0.0.1:{port}"
     try:
-        yield f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/v1/models", timeout=1):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("fake upstream process did not start") from None
+                time.sleep(0.1)
+        yield url
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+if __name__ == "__main__":
+    import sys
+
+    web.run_app(make_app(), host="127.0.0.1", port=int(sys.argv[1]), access_log=None,
+                print=None)

@@ -9,12 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from bench_fake_upstream import free_port, serve_in_thread
+from bench_fake_upstream import free_port, serve_in_subprocess
 
 
 @pytest.fixture(scope="module")
 def fake_url() -> Iterator[str]:
-    with serve_in_thread() as url:
+    with serve_in_subprocess() as url:
         yield url
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+from itertools import pairwise
 
 import orjson
 import pytest
@@ -152,11 +153,11 @@ def test_percentile_is_bounded_and_monotonic(values: list[float], q: float) -> N
 
 def test_arrivals_are_poisson_with_the_given_rate() -> None:
     offsets = arrival_offsets(4000, rate=10.0, burstiness=1.0, seed=1)
-    gaps = [b - a for a, b in zip(offsets, offsets[1:])]
+    gaps = [b - a for a, b in pairwise(offsets)]
     assert sum(gaps) / len(gaps) == pytest.approx(0.1, rel=0.05)
     assert arrival_offsets(3, math.inf, 1.0, 0) == [0.0, 0.0, 0.0]
     regular = arrival_offsets(100, 10.0, burstiness=1000.0, seed=1)
-    assert max(b - a for a, b in zip(regular, regular[1:])) < 0.12
+    assert max(b - a for a, b in pairwise(regular)) < 0.12
 
 
 def test_workload_lengths_follow_sglang_semantics() -> None:

@@ -58,13 +58,22 @@ async def test_known_timing_is_measured_within_a_few_percent(fake_url: str) -> N
 
 async def test_multi_token_chunks(fake_url: str) -> None:
     # 3 tokens per event every 60 ms: ITL per chunk 60 ms, TPOT still 20 ms per token
+    # (up to three tries: scheduling noise on a loaded machine only adds delay)
     t = target(fake_url, x_fake_tokens_per_chunk="3")
-    runs = await run_load([t], workload(2, 12), LoadShape(concurrency=2, warmup=0))
-    s = metrics.summarize(runs[0].records, runs[0].duration_s, runs[0].t0)
-    assert s.ttft_ms.median == pytest.approx(140, rel=0.05)  # first chunk carries tokens 0-2
-    assert s.itl_ms.median == pytest.approx(60, rel=0.05)
-    assert s.tpot_ms.mean == pytest.approx((140 + 3 * 60 - 140) / 11, rel=0.05)
-    assert s.tokens_per_chunk.mean == pytest.approx(3.0)
+    failures = []
+    for _ in range(3):
+        runs = await run_load([t], workload(2, 12), LoadShape(concurrency=2, warmup=0))
+        s = metrics.summarize(runs[0].records, runs[0].duration_s, runs[0].t0)
+        assert s.tokens_per_chunk.mean == pytest.approx(3.0)
+        checks = [("ttft median", s.ttft_ms.median, 140),  # first chunk carries tokens 0-2
+                  ("itl median", s.itl_ms.median, 60),
+                  ("tpot mean", s.tpot_ms.mean, (140 + 3 * 60 - 140) / 11)]
+        errors = [(name, got, want) for name, got, want in checks
+                  if got != pytest.approx(want, rel=0.05)]
+        if not errors:
+            return
+        failures.append(errors)
+    pytest.fail(f"timing off in all 3 tries: {failures}")
 
 
 async def test_failures_are_counted_with_their_messages(fake_url: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -75,7 +76,23 @@ def bench(
     header: list[str] = typer.Option([], help="Extra header KEY:VALUE (repeatable)."),
     duration: float = typer.Option(None, help="Stop dispatching after this many seconds."),
     warmup: int = typer.Option(1, help="Warm-up requests per target (not measured)."),
-    sweep: str = typer.Option(None, help="concurrency:1,2,4 or rate:0.5,1,2"),
+    sweep: str = typer.Option(
+        None, help="concurrency:1,2,4 | rate:0.5,1,2 | auto | auto:rate[:START[:MAX]] (find the knee)."
+    ),
+    max_goodput: bool = typer.Option(
+        False, "--max-goodput", help="Bisect the request rate for the highest rate meeting --slo."
+    ),
+    attainment: float = typer.Option(0.9, help="--max-goodput: required SLO attainment (0-1)."),
+    goodput_min_seconds: float = typer.Option(
+        10.0, help="--max-goodput: each step sends max(N, rate x this) requests."
+    ),
+    repeat: int = typer.Option(1, help="Run the (interleaved) comparison N times: 95% CIs."),
+    trace: str = typer.Option(None, help="Replay a Mooncake-style JSONL trace (timestamps kept)."),
+    time_scale: float = typer.Option(1.0, help="--trace: multiply arrival offsets (0.5 = 2x faster)."),
+    trace_block_size: int = typer.Option(512, help="--trace: tokens per hash id block."),
+    scrape_metrics: bool = typer.Option(
+        False, "--scrape-metrics", help="Read each target's Prometheus /metrics during runs."
+    ),
     seed: int = typer.Option(42, help="Seed for workload and arrivals."),
     ignore_eos: bool = typer.Option(True, help="Send ignore_eos for fixed output lengths."),
     stream: bool = typer.Option(True, help="Stream responses (needed for TTFT/ITL)."),
@@ -88,12 +105,25 @@ def bench(
     long_context_len: int = typer.Option(None, help="Preset long-context tokens (0 = skip)."),
     output_json: str = typer.Option(None, help="Write summary + per-request records here."),
     plot: str = typer.Option(None, help="Write latency CDFs and throughput PNG here."),
+    html: str = typer.Option(None, help="Write a self-contained HTML report here."),
 ) -> None:
     """Benchmark an OpenAI-compatible server (SGLang bench_serving metric definitions)."""
     from rich.console import Console
 
-    from sglfleet.bench import metrics, presets, report, runner, tokens, workloads
+    from sglfleet.bench import (
+        findings,
+        html_report,
+        metrics,
+        presets,
+        report,
+        runner,
+        search,
+        session,
+        tokens,
+        workloads,
+    )
     from sglfleet.bench.client import Target
+    from sglfleet.bench.trace import build_trace_workload, load_trace
 
     console = Console()
     if endpoint not in ("chat", "completions"):
@@ -119,8 +149,8 @@ def bench(
     main_label = label or _label(base_url, taken)
     taken.add(main_label)
     targets = [Target(label=main_label, base_url=base_url, headers=headers, **common)]
-    for spec in compare:
-        c_label, url, c_headers = parse_compare(spec)
+    for compare_spec in compare:
+        c_label, url, c_headers = parse_compare(compare_spec)
         c_label = c_label or _label(url, taken)
         taken.add(c_label)
         targets.append(Target(label=c_label, base_url=url, headers=headers + tuple(c_headers),
@@ -128,53 +158,85 @@ def bench(
 
     console.print(f"[dim]model {model}; tokenizer {tok.name}"
                   f"{'' if tok.is_exact else ' (lengths approximate)'}[/dim]")
+    outcome = None
     try:
         if preset == "seed-coding":
             reports = _run_preset(console, targets, tok, seed, long_context_len, output_len,
                                   slo_ms)
         else:
             n = num_requests or DEFAULT_NUM_REQUESTS.get(workload, 16)
-            spec = workloads.WorkloadSpec(
-                kind=workload, num_requests=n, input_len=input_len, output_len=output_len or 128,
-                range_ratio=range_ratio, seed=seed, gsp_num_groups=gsp_num_groups,
-                gsp_prompts_per_group=gsp_prompts_per_group,
-                gsp_system_prompt_len=gsp_system_prompt_len, gsp_question_len=gsp_question_len,
-                gsp_zipf_alpha=gsp_zipf_alpha, gsp_ordered=gsp_ordered, num_turns=num_turns,
-                dataset_path=dataset_path,
-                extra={"output_len_given": "1" if output_len else "0"},
-            )
-            requests = workloads.build_workload(spec, tok)
+            if trace:
+                if time_scale <= 0:
+                    raise ValueError("--time-scale must be > 0")
+                requests = build_trace_workload(
+                    load_trace(trace), tok, block_size=trace_block_size, seed=seed,
+                    num_requests=num_requests)
+            else:
+                spec = workloads.WorkloadSpec(
+                    kind=workload, num_requests=n, input_len=input_len,
+                    output_len=output_len or 128, range_ratio=range_ratio, seed=seed,
+                    gsp_num_groups=gsp_num_groups, gsp_prompts_per_group=gsp_prompts_per_group,
+                    gsp_system_prompt_len=gsp_system_prompt_len, gsp_question_len=gsp_question_len,
+                    gsp_zipf_alpha=gsp_zipf_alpha, gsp_ordered=gsp_ordered, num_turns=num_turns,
+                    dataset_path=dataset_path,
+                    extra={"output_len_given": "1" if output_len else "0"},
+                )
+                requests = workloads.build_workload(spec, tok)
             shape = runner.default_shape(
                 concurrency=concurrency, request_rate=request_rate,
                 num_requests=None if duration else len(requests), duration_s=duration,
                 warmup=warmup, seed=seed, burstiness=burstiness,
             )
-            steps = runner.parse_sweep(sweep, shape) if sweep else [runner.Step(shape=shape)]
-            reports = asyncio.run(runner.run_steps(targets, requests, steps, tok, slo_ms=slo_ms,
-                                                   console=console))
-            report.render_table(reports, console, tok.name)
+            if trace:
+                shape = replace(shape, replay=True, time_scale=time_scale)
+            auto = search.parse_auto(sweep, concurrency, request_rate) if sweep else None
+            steps = (runner.parse_sweep(sweep, shape) if sweep and auto is None
+                     else [runner.Step(shape=shape)])
+            plan = session.Plan(steps=steps, repeat=repeat, auto=auto, max_goodput=max_goodput,
+                                attainment=attainment, max_goodput_start=request_rate or 1.0,
+                                goodput_min_s=goodput_min_seconds,
+                                slo_ms=slo_ms, scrape=scrape_metrics)
+            outcome = asyncio.run(session.execute(plan, targets, requests, tok, console))
+            reports = outcome.reports
+            if outcome.base and outcome.ab is None:
+                report.render_table(outcome.base, console, tok.name)
+            findings.render(outcome, console)
     except (ValueError, OSError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
 
     config = {
         "options": locals_for_config(
-            base_url=base_url, model=model, endpoint=endpoint, workload=workload,
+            base_url=report.redact_url(base_url), model=model, endpoint=endpoint, workload=workload,
             num_requests=num_requests, concurrency=concurrency, request_rate=request_rate,
             burstiness=burstiness, input_len=input_len, output_len=output_len,
             range_ratio=range_ratio, duration=duration, warmup=warmup, sweep=sweep, seed=seed,
             ignore_eos=ignore_eos, stream=stream, temperature=temperature, preset=preset,
-            slo=slo, compare=compare, dataset_path=dataset_path),
+            slo=slo, compare=[report.redact_spec(c) for c in compare] or None,
+            header=[f"{k}:{report.redact_header(k, v)}" for k, v in headers] or None,
+            dataset_path=dataset_path, repeat=repeat if repeat > 1 else None,
+            max_goodput=max_goodput or None, attainment=attainment if max_goodput else None,
+            trace=trace, time_scale=time_scale if trace else None,
+            scrape_metrics=scrape_metrics or None),
         "tokenizer": tok.name,
         "tokenizer_exact": tok.is_exact,
     }
+    document = report.build_json(reports, config)
+    if outcome is not None:
+        document.update(findings.to_json(outcome))
+        document["base_runs"] = [i for i, r in enumerate(reports)
+                                 if any(r is b for b in outcome.base)]
     if output_json:
-        report.write_json(output_json, report.build_json(reports, config))
+        report.write_json(output_json, document)
         console.print(f"[dim]wrote {output_json}[/dim]")
+    if html:
+        html_report.write_html(html, document)
+        console.print(f"[dim]wrote {html}[/dim]")
     if plot:
         report.write_plot(plot, reports)
         console.print(f"[dim]wrote {plot}[/dim]")
-    if any(r.summary.completed == 0 for r in reports):
+    base = outcome.base if outcome is not None else reports
+    if any(r.summary.completed == 0 for r in base) or not any(r.summary.completed for r in reports):
         raise typer.Exit(1)
 
 

@@ -10,8 +10,9 @@ import asyncio
 import math
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 
@@ -31,8 +32,13 @@ class LoadShape:
     warmup: int = 1  # requests per target before the measured run, excluded from metrics
     seed: int = 42
     request_timeout_s: float = 600.0
+    replay: bool = False  # trace replay: each request is due at its own `at_s` x time_scale
+    time_scale: float = 1.0  # trace replay: multiply the trace's offsets (0.5 = twice as fast)
 
     def describe(self) -> str:
+        if self.replay:
+            conc = "" if self.concurrency is None else f", concurrency cap {self.concurrency}"
+            return f"trace replay, time scale {self.time_scale:g}{conc}"
         rate = "inf" if math.isinf(self.request_rate) else f"{self.request_rate:g} req/s"
         conc = "unlimited" if self.concurrency is None else str(self.concurrency)
         return f"concurrency {conc}, request rate {rate}"
@@ -66,15 +72,16 @@ def arrival_offsets(n: int, rate: float, burstiness: float, seed: int) -> list[f
 
 
 def _schedule(requests: list[BenchRequest], shape: LoadShape) -> Iterator[BenchRequest]:
-    """The requests in order; cycled when stopping by duration."""
-    if shape.duration_s is None:
+    """The requests in order; cycled when stopping by duration or asking for more than exist."""
+    if shape.replay or (shape.duration_s is None and (shape.num_requests or 0) <= len(requests)):
         limit = shape.num_requests if shape.num_requests is not None else len(requests)
         yield from requests[:limit]
         return
     i = 0
     while shape.num_requests is None or i < shape.num_requests:
         base = requests[i % len(requests)]
-        yield BenchRequest(i, base.turns, base.input_tokens, base.output_tokens, base.group)
+        yield BenchRequest(i, base.turns, base.input_tokens, base.output_tokens, base.group,
+                           base.at_s)
         i += 1
 
 
@@ -185,7 +192,7 @@ async def _measured(
         records[target.label].extend(recs)
         t_end[target.label] = time.perf_counter()
 
-    if math.isinf(shape.request_rate):
+    if math.isinf(shape.request_rate) and not shape.replay:
         await _closed_loop(targets, requests, shape, deadline, one)
     else:
         await _open_loop(targets, requests, shape, t0, deadline, one)
@@ -195,7 +202,7 @@ async def _measured(
     ]
 
 
-RunOne = Callable[[Target, BenchRequest, float, "asyncio.Semaphore | None"], Awaitable[None]]
+RunOne = Callable[[Target, BenchRequest, float, "asyncio.Semaphore | None"], Coroutine[Any, Any, None]]
 
 
 async def _closed_loop(
@@ -229,9 +236,12 @@ async def _open_loop(
         for t in targets
     }
     schedule = list(_take_until(_schedule(requests, shape), shape))
-    offsets = arrival_offsets(len(schedule), shape.request_rate, shape.burstiness, shape.seed)
-    tasks = []
-    for i, (req, offset) in enumerate(zip(schedule, offsets)):
+    if shape.replay:
+        offsets = [(r.at_s or 0.0) * shape.time_scale for r in schedule]
+    else:
+        offsets = arrival_offsets(len(schedule), shape.request_rate, shape.burstiness, shape.seed)
+    tasks: list[asyncio.Task[None]] = []
+    for i, (req, offset) in enumerate(zip(schedule, offsets, strict=True)):
         due = t0 + offset
         if due >= deadline:
             break
@@ -243,7 +253,7 @@ async def _open_loop(
 
 
 def _take_until(it: Iterator[BenchRequest], shape: LoadShape) -> Iterator[BenchRequest]:
-    if shape.duration_s is None:
+    if shape.duration_s is None or shape.replay:
         yield from it
         return
     # enough arrivals to cover the duration at the given rate, with generous slack

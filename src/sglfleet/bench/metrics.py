@@ -14,6 +14,7 @@ import math
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from typing import Any
 
 from sglfleet.bench.client import RequestRecord
@@ -79,7 +80,7 @@ def tpot_s(r: RequestRecord) -> float | None:
 
 
 def itls_s(r: RequestRecord) -> list[float]:
-    return [b - a for a, b in zip(r.chunk_s, r.chunk_s[1:])]
+    return [b - a for a, b in pairwise(r.chunk_s)]
 
 
 def tokens_per_chunk(r: RequestRecord) -> list[float]:
@@ -106,7 +107,7 @@ def peak_output_tokens_per_s(records: Sequence[RequestRecord], t0: float) -> flo
     """Max tokens in any 1-second bucket after t0 (chunks weighted by their tokens)."""
     buckets: dict[int, float] = {}
     for r in records:
-        for t, n in zip(r.chunk_s, tokens_per_chunk(r)):
+        for t, n in zip(r.chunk_s, tokens_per_chunk(r), strict=False):
             key = int((t - t0) // 1.0)
             buckets[key] = buckets.get(key, 0.0) + n
     return max(buckets.values(), default=0.0)
@@ -128,7 +129,7 @@ def output_timeline(
     """Output tokens per second in consecutive buckets after t0 (for plots)."""
     counts: dict[int, float] = {}
     for r in records:
-        for t, n in zip(r.chunk_s, tokens_per_chunk(r)):
+        for t, n in zip(r.chunk_s, tokens_per_chunk(r), strict=False):
             key = int((t - t0) // bucket_s)
             counts[key] = counts.get(key, 0.0) + n
     if not counts:
@@ -153,6 +154,8 @@ class Summary:
     peak_output_tokens_per_s: float
     peak_concurrent_requests: int
     request_goodput: float | None  # good requests / s; None without SLOs
+    slo_attainment: float | None  # good requests / all requests (failed ones count as misses)
+    token_goodput: float | None  # output tokens of good requests / s
     slo_ms: dict[str, float] | None
     ttft_ms: Stats
     tpot_ms: Stats
@@ -189,7 +192,8 @@ def summarize(
     for r in failed:
         key = (r.error or "unknown error")[:200]
         errors[key] = errors.get(key, 0) + 1
-    good = sum(1 for r in ok if is_good(r, slo_ms)) if slo_ms else None
+    good_records = [r for r in ok if is_good(r, slo_ms)] if slo_ms else None
+    good = None if good_records is None else len(good_records)
     tpc = [n for r in ok for n in tokens_per_chunk(r)]
 
     def rate(x: float) -> float:
@@ -211,6 +215,9 @@ def summarize(
         peak_output_tokens_per_s=peak_output_tokens_per_s(ok, t0),
         peak_concurrent_requests=peak_concurrent_requests(ok),
         request_goodput=None if good is None else rate(good),
+        slo_attainment=None if good is None or not records else good / len(records),
+        token_goodput=None if good_records is None else rate(sum(r.output_tokens
+                                                                 for r in good_records)),
         slo_ms=slo_ms,
         ttft_ms=stats_ms(ttft_s(r) for r in ok),
         tpot_ms=stats_ms(t for r in ok if (t := tpot_s(r)) is not None),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from rich.console import Console
@@ -15,8 +16,41 @@ from rich.table import Table
 from sglfleet.bench import metrics
 from sglfleet.bench.client import RequestRecord
 from sglfleet.bench.loadgen import LoadShape, TargetRun
+from sglfleet.bench.scrape import ScrapeResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+SENSITIVE_HEADER_PARTS = ("authorization", "api-key", "apikey", "token", "cookie", "secret",
+                          "password")
+
+
+def redact_header(key: str, value: str) -> str:
+    """The header's value, or "***" when its name suggests a credential."""
+    return "***" if any(p in key.lower() for p in SENSITIVE_HEADER_PARTS) else value
+
+
+def redact_url(url: str) -> str:
+    """The URL without a password in its authority part."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def redact_spec(spec: str) -> str:
+    """A `--compare` / `--header` text with credentials masked."""
+    out = []
+    for word in spec.split():
+        key, sep, value = word.partition(":")
+        if "://" in word:
+            label, eq, url = word.rpartition("=") if "=" in word.split("://")[0] else ("", "", word)
+            out.append(f"{label}{eq}{redact_url(url)}")
+        elif sep and key:
+            out.append(f"{key}:{redact_header(key, value)}")
+        else:
+            out.append(word)
+    return " ".join(out)
 
 # (label, attribute path in Summary, format) for the table; ratios use the same rows.
 ROWS: tuple[tuple[str, str, str], ...] = (
@@ -27,6 +61,8 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("Total generated tokens", "total_output_tokens", "{:d}"),
     ("Request throughput (req/s)", "request_throughput", "{:.2f}"),
     ("Request goodput (req/s)", "request_goodput", "{:.2f}"),
+    ("SLO attainment", "slo_attainment", "{:.1%}"),
+    ("Token goodput (tok/s)", "token_goodput", "{:.2f}"),
     ("Input token throughput (tok/s)", "input_throughput", "{:.2f}"),
     ("Output token throughput (tok/s)", "output_throughput", "{:.2f}"),
     ("Peak output token throughput (tok/s)", "peak_output_tokens_per_s", "{:.2f}"),
@@ -59,6 +95,7 @@ class RunReport:
     run: TargetRun
     shape: LoadShape
     summary: metrics.Summary
+    scrape: ScrapeResult | None = None  # --scrape-metrics: the target's /metrics during the run
 
 
 def _get(summary: metrics.Summary, path: str) -> Any:
@@ -126,8 +163,8 @@ def record_json(record: RequestRecord, run: int, t0: float) -> dict[str, Any]:
 
 
 def build_json(reports: Sequence[RunReport], config: dict[str, Any]) -> dict[str, Any]:
-    runs = []
-    requests = []
+    runs: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
     for i, rep in enumerate(reports):
         shape = {f: getattr(rep.shape, f) for f in rep.shape.__dataclass_fields__}
         for key, value in shape.items():
@@ -136,14 +173,15 @@ def build_json(reports: Sequence[RunReport], config: dict[str, Any]) -> dict[str
         target = rep.run.target
         runs.append({
             "label": rep.label,
-            "base_url": target.base_url,
-            "url": target.url,
+            "base_url": redact_url(target.base_url),
+            "url": redact_url(target.url),
             "model": target.model,
             "endpoint": target.endpoint,
-            "headers": {k: v for k, v in target.headers},
+            "headers": {k: redact_header(k, v) for k, v in target.headers},
             "load": shape,
             "t0_s": rep.run.t0,
             "summary": rep.summary.to_json(),
+            "server_metrics": None if rep.scrape is None else rep.scrape.to_json(),
         })
         requests.extend(record_json(r, i, rep.run.t0) for r in rep.run.records)
     return {

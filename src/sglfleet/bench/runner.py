@@ -9,12 +9,20 @@ from dataclasses import dataclass, replace
 import aiohttp
 import orjson
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from sglfleet.bench import metrics
 from sglfleet.bench.client import RequestRecord, Target
 from sglfleet.bench.loadgen import LoadShape, run_load
 from sglfleet.bench.report import RunReport
+from sglfleet.bench.scrape import Scraper
 from sglfleet.bench.tokens import Tokenizer
 from sglfleet.bench.workloads import BenchRequest
 
@@ -76,40 +84,70 @@ async def run_steps(
     *,
     slo_ms: dict[str, float] | None = None,
     console: Console | None = None,
+    scrape: bool = False,
 ) -> list[RunReport]:
     """Run every step against all targets (interleaved), with live progress when a console
     is given; returns one RunReport per (step, target)."""
-    count_source = "tokenizer" if tokenizer.is_exact else "approx"
     reports: list[RunReport] = []
-    for step in steps:
-        progress = _progress(console)
-        tasks = {}
-        if progress is not None:
-            total = _total(requests, step.shape)
-            for t in targets:
-                tasks[t.label] = progress.add_task(f"{t.label}{step.suffix}", total=total,
-                                                   failed=0, tokens=0)
-        failed: dict[str, int] = {t.label: 0 for t in targets}
-        tokens: dict[str, int] = {t.label: 0 for t in targets}
+    for i, step in enumerate(steps):
+        name = f"step {i + 1}/{len(steps)}" if len(steps) > 1 else ""
+        reports.extend(await run_step(targets, requests, step, tokenizer, slo_ms=slo_ms,
+                                      console=console, scrape=scrape, name=name))
+    return reports
 
-        def on_record(r: RequestRecord) -> None:
-            failed[r.target] += 0 if r.ok else 1
-            tokens[r.target] += r.output_tokens
-            if progress is not None:
-                progress.update(tasks[r.target], advance=1, failed=failed[r.target],
-                                tokens=tokens[r.target])
 
+async def run_step(
+    targets: Sequence[Target],
+    requests: list[BenchRequest],
+    step: Step,
+    tokenizer: Tokenizer,
+    *,
+    slo_ms: dict[str, float] | None = None,
+    console: Console | None = None,
+    scrape: bool = False,
+    name: str = "",
+) -> list[RunReport]:
+    """One measured step against all targets (interleaved); one RunReport per target."""
+    count_source = "tokenizer" if tokenizer.is_exact else "approx"
+    progress = _progress(console)
+    tasks = {}
+    if progress is not None:
+        total = _total(requests, step.shape)
+        prefix = f"[{name}] " if name else ""
+        for t in targets:
+            tasks[t.label] = progress.add_task(f"{prefix}{t.label}{step.suffix}", total=total,
+                                               failed=0, tokens=0)
+    failed: dict[str, int] = {t.label: 0 for t in targets}
+    tokens: dict[str, int] = {t.label: 0 for t in targets}
+
+    def on_record(r: RequestRecord) -> None:
+        failed[r.target] += 0 if r.ok else 1
+        tokens[r.target] += r.output_tokens
         if progress is not None:
-            progress.start()
-        try:
-            runs = await run_load(list(targets), requests, step.shape, count_tokens=tokenizer.count,
-                                  count_source=count_source, on_record=on_record)
-        finally:
-            if progress is not None:
-                progress.stop()
-        for run in runs:
-            summary = metrics.summarize(run.records, run.duration_s, run.t0, slo_ms)
-            reports.append(RunReport(f"{run.target.label}{step.suffix}", run, step.shape, summary))
+            progress.update(tasks[r.target], advance=1, failed=failed[r.target],
+                            tokens=tokens[r.target])
+
+    scraper = Scraper(list(targets)) if scrape else None
+    if scraper is not None:
+        await scraper.start()
+    if progress is not None:
+        progress.start()
+    try:
+        runs = await run_load(list(targets), requests, step.shape, count_tokens=tokenizer.count,
+                              count_source=count_source, on_record=on_record)
+    finally:
+        if progress is not None:
+            progress.stop()
+        scraped = await scraper.stop() if scraper is not None else {}
+    reports = []
+    for run in runs:
+        summary = metrics.summarize(run.records, run.duration_s, run.t0, slo_ms)
+        reports.append(RunReport(f"{run.target.label}{step.suffix}", run, step.shape, summary,
+                                 scraped.get(run.target.label)))
+    if console is not None and name:
+        done = ", ".join(f"{r.label}: {r.summary.completed} ok / {r.summary.failed} failed, "
+                         f"{r.summary.request_throughput:.2f} req/s" for r in reports)
+        console.print(f"[dim]{name}: {done}[/dim]")
     return reports
 
 
@@ -123,6 +161,8 @@ def _progress(console: Console | None) -> Progress | None:
         TextColumn("failed {task.fields[failed]}"),
         TextColumn("{task.fields[tokens]} out tok"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
     )

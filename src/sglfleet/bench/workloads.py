@@ -26,6 +26,7 @@ class BenchRequest:
     input_tokens: int  # tokens of the first turn, counted client-side
     output_tokens: int  # requested max_tokens per turn
     group: int | None = None  # shared-prefix group
+    at_s: float | None = None  # trace replay: arrival offset from the trace's start (s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
