@@ -93,14 +93,16 @@ def test_decode_failure_aborts_prefill(pd) -> None:  # type: ignore[no-untyped-d
             HTTP.post(u + "/sim/faults", json={"reset": True})
 
 
-def test_unreachable_prefill_cancels_the_waiting_decode(tmp_path: Path) -> None:
-    dead = find_free_ports(1)  # nothing listens: the prefill request fails to connect
+def test_failing_prefill_cancels_the_waiting_decode(tmp_path: Path) -> None:
+    # the prefill worker answers its heartbeat but fails every generation (a dead prefill
+    # that refuses connections is stalled by the heartbeat before any request reaches it)
+    pre = SimProcess(SimConfig(model_name="sim", role="prefill"), port=find_free_ports(1)).start()
     dec = SimProcess(SimConfig(model_name="sim", role="decode", bootstrap_timeout_s=20),
                      port=find_free_ports(1)).start()
+    HTTP.post(pre.urls[0] + "/sim/faults", json={"error_rate": 1.0, "error_codes": [500]})
     cfg = {"gateway": {"health": {"interval_s": 60}, "retry": {"max_attempts": 1}},
            "models": [{"name": "sim", "engine": "external",
-                       "prefill": {"urls": [f"http://127.0.0.1:{dead}"], "bootstrap_ports": [dead]},
-                       "decode": {"urls": dec.urls}}]}
+                       "prefill": {"urls": pre.urls}, "decode": {"urls": dec.urls}}]}
     gp = start_gateway(tmp_path, cfg, wait=False)
     try:
         assert wait_for(lambda: _ok(gp.url + "/health"), 30)
@@ -110,6 +112,27 @@ def test_unreachable_prefill_cancels_the_waiting_decode(tmp_path: Path) -> None:
         assert time.monotonic() - t0 < 5, "the client waited for the decode instead of a prompt error"
         # without the cancel, the decode would wait 20 s for a KV transfer that never comes
         assert wait_for(lambda: HTTP.get(dec.urls[0] + "/sim/state").json()["bootstrap_waiting"] == 0, 3.0)
+    finally:
+        gp.stop()
+        dec.stop()
+        pre.stop()
+
+
+def test_unreachable_prefill_is_refused_at_once(tmp_path: Path) -> None:
+    dead = find_free_ports(1)  # nothing listens: the heartbeat stalls it, no decode is ever sent
+    dec = SimProcess(SimConfig(model_name="sim", role="decode", bootstrap_timeout_s=20),
+                     port=find_free_ports(1)).start()
+    cfg = {"gateway": {"health": {"interval_s": 60}},
+           "models": [{"name": "sim", "engine": "external",
+                       "prefill": {"urls": [f"http://127.0.0.1:{dead}"], "bootstrap_ports": [dead]},
+                       "decode": {"urls": dec.urls}}]}
+    gp = start_gateway(tmp_path, cfg, wait=False)
+    try:
+        assert wait_for(lambda: _ok(gp.url + "/health"), 30)
+        assert wait_for(lambda: chat(gp, 3).status_code == 503, 10)
+        r = chat(gp, 3)
+        assert r.status_code == 503 and "prefill" in r.json()["error"]["message"] and r.headers["retry-after"]
+        assert HTTP.get(dec.urls[0] + "/sim/state").json()["bootstrap_waiting"] == 0
     finally:
         gp.stop()
         dec.stop()

@@ -36,6 +36,7 @@ log = logging.getLogger("sglfleet.api")
 AUTO_MAX_CONNECTIONS = 10_000
 LINGER_S = 1.0  # after a 431, the rest of an oversized head is read and dropped this long,
 LINGER_BYTES = 1 << 20  # or up to this many bytes, then the socket closes
+UNREAD_BODY_LINGER_BYTES = 16 << 20  # a body refused unread (413, 401): room for the rest of it
 _REJECTION_LOG_EVERY_S = 10.0
 
 
@@ -100,6 +101,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._closing_after_reject = False
         self._dropped = 0
+        self._linger_bytes = LINGER_BYTES
 
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -125,7 +127,7 @@ class LimitedHttpTools(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._closing_after_reject:  # the rest of a refused request: dropped
             self._dropped += len(data)
-            if self._dropped > LINGER_BYTES:
+            if self._dropped > self._linger_bytes:
                 self.transport.close()
             return
         while data:
@@ -158,8 +160,12 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         if not self._in_head and not self.transport.is_closing():
-            # the response is over but its request body is not: do not parse the rest of it
-            self.transport.close()
+            # the response is over but its request body is not (a 413 on content-length, a 401
+            # before the upload finished): do not parse the rest of it, but drop it for a moment
+            # (a lingering close, as nginx does) so the client finishes writing and reads the
+            # answer instead of a connection reset
+            self._linger(UNREAD_BODY_LINGER_BYTES)
+            return
         super().on_response_complete()
 
     # limits
@@ -192,6 +198,11 @@ class LimitedHttpTools(HttpToolsProtocol):
                                        "request_header_fields_too_large", "invalid_request_error"))
         # half-close and drop what the client still sends for a moment, so that it can read
         # the 431 instead of a reset; the socket still counts towards max_connections
+        self._linger(LINGER_BYTES)
+
+    def _linger(self, max_bytes: int) -> None:
+        self._closing_after_reject = True
+        self._linger_bytes = max_bytes
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_S, self.transport.close)

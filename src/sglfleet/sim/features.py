@@ -13,6 +13,7 @@ import random
 import time
 import uuid
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -177,7 +178,8 @@ def _answers(f: Features, prompt: str, max_tokens: int) -> list[tuple[list[str],
 
 
 async def respond(request: web.Request, body: dict[str, Any], f: Features, *, chat: bool, model: str,
-                  max_tokens: int) -> web.StreamResponse:
+                  max_tokens: int, after_token: Callable[[int], None] | None = None) -> web.StreamResponse:
+    """`after_token(n)` runs after the n-th streamed token (the crash fault hooks in there)."""
     prompts = f.prompts or [render_chat(body["messages"]) if chat else str(body.get("prompt"))]
     rid = uuid.uuid4().hex
     created = int(time.time())
@@ -196,9 +198,13 @@ async def respond(request: web.Request, body: dict[str, Any], f: Features, *, ch
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
     head = {"id": cid, "object": obj + ".chunk" if chat else obj, "created": created, "model": model}
+    tokens = 0
     for i, (pieces, call) in enumerate(choices):
         for choice in _stream_choices(i, pieces, call, f, chat):
             await resp.write(sse({**head, "choices": [choice]}))
+            if after_token is not None and (choice.get("text") or choice.get("delta", {}).get("content")):
+                tokens += 1
+                after_token(tokens)
     if (body.get("stream_options") or {}).get("include_usage"):
         await resp.write(sse({**head, "choices": [], "usage": usage}))
     await resp.write(DONE)

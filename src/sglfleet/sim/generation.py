@@ -80,8 +80,12 @@ async def handle(worker: SimWorker, request: web.Request, kind: Kind) -> web.Str
             if spike:
                 await asyncio.sleep(spike)
         if feats is not None:
+            def after_token(n: int) -> None:
+                if faults.config.crash_after_tokens is not None and faults.crash_due(n):
+                    _crash(worker, request)
+
             return await features.respond(request, body, feats, chat=kind == "chat", model=cfg.model_name,
-                                          max_tokens=params.max_new_tokens)
+                                          max_tokens=params.max_new_tokens, after_token=after_token)
         if cfg.fast:
             return await fast.respond(worker, request, kind, params)
         room: Room | None = None
