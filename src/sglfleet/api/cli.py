@@ -168,8 +168,10 @@ def run_gateway(cfg: FleetConfig, log_level: str = "info", *, reuse_port: bool =
     app = create_app(cfg, fleet=fleet, wait_ready=False)
     from sglfleet.api.server_limits import uvicorn_options
 
+    # proxy_headers off: nothing reads X-Forwarded-For, and its middleware wraps every request
     uv = uvicorn.Config(app, host=gw.host, port=gw.port, loop="uvloop", **uvicorn_options(gw.limits),
-                        log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5)
+                        log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=5,
+                        proxy_headers=False, server_header=False)
     server = _make_server(uv, fleet, gw.shutdown_grace_s)
     try:
         sockets = _listen_sockets(cfg, reuse_port)
