@@ -55,6 +55,7 @@ class Preset(BaseModel):
 # Hugging Face ids of the bundled model configs (what `--model-path` needs).
 HF_IDS: dict[str, str] = {
     "deepseek-r1-distill-llama-8b": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+    "deepseek-r1-distill-qwen-7b": "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B",
     "eagle3-gpt-oss-120b-bf16": "lmsys/EAGLE3-gpt-oss-120b-bf16",
     "gpt-oss-120b": "openai/gpt-oss-120b",
     "gpt-oss-20b": "openai/gpt-oss-20b",
