@@ -1,11 +1,5 @@
-"""`POST /v1/embeddings` (OpenAI), on the same dispatch path as chat, and the route checks that
-say which models serve which API.
-
-Which model serves what: a model marked `capabilities: {embedding: true}` is an embedding model
-(SGLang started with `--is-embedding`, llama.cpp with `--embedding true`, or an external
-OpenAI-compatible embedding server) and serves /v1/embeddings and Ollama's /api/embed; every
-other model serves the generation APIs. Asking a model for the other kind answers 400 naming
-the models that can.
+"""`POST /v1/embeddings` (OpenAI), on the same dispatch path as chat (which models serve it:
+api/serves.py).
 
 Request: `input` as a string, a list of strings, token ids, or lists of token ids;
 `encoding_format` float (default) or base64; `dimensions` passed to engines that take it.
@@ -30,7 +24,7 @@ from starlette.requests import Request
 from sglfleet.api.adapter import RelayAdapter, StaticRelay, json_body, run_relay, upstream_error_message
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.openai import fleet_of, forward, record_rejection
-from sglfleet.config import ModelConfig
+from sglfleet.api.serves import require_embedding
 from sglfleet.core.auth import check_api_key
 from sglfleet.core.errors import BadRequest, ClientGone, GatewayError, error_body
 from sglfleet.fleet import Fleet
@@ -49,30 +43,6 @@ class EmbeddingsRequest(BaseModel):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: StrictInt | None = Field(None, ge=1)
     user: StrictStr | None = None
-
-
-def is_embedding_model(cfg: ModelConfig) -> bool:
-    return bool(cfg.capabilities.embedding)
-
-
-def require_generation(fleet: Fleet, pool: ModelPool, client_model: str, route: str) -> None:
-    """400 when a generation route is asked of an embedding model, naming those that can."""
-    if not is_embedding_model(pool.cfg):
-        return
-    names = [p.name for p in fleet.registry if not is_embedding_model(p.cfg)]
-    hint = f"models for {route}: {', '.join(names)}" if names else "no generation model is configured"
-    raise BadRequest(f'"{client_model}" is an embedding model and serves /v1/embeddings only ({hint})',
-                     param="model")
-
-
-def require_embedding(fleet: Fleet, pool: ModelPool, client_model: str) -> None:
-    """400 when embeddings are asked of a generation model, naming the embedding models."""
-    if is_embedding_model(pool.cfg):
-        return
-    names = [p.name for p in fleet.registry if is_embedding_model(p.cfg)]
-    hint = (f"embedding models here: {', '.join(names)}" if names else
-            "no embedding model is configured; add one with capabilities: {embedding: true}")
-    raise BadRequest(f'"{client_model}" does not support embeddings ({hint})', param="model")
 
 
 def _token_ids(value: Any) -> bool:

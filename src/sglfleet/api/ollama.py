@@ -32,7 +32,7 @@ from starlette.responses import PlainTextResponse, Response
 from sglfleet import __version__
 from sglfleet.api.body import parse_json_object, read_body, validate
 from sglfleet.api.embeddings import dispatch as dispatch_embeddings
-from sglfleet.api.embeddings import require_embedding, rows, upstream_body
+from sglfleet.api.embeddings import rows, upstream_body
 from sglfleet.api.ollama_meta import (
     OLLAMA_COMPAT_VERSION,
     ModelMeta,
@@ -50,6 +50,7 @@ from sglfleet.api.ollama_translate import (
     generate_body,
 )
 from sglfleet.api.openai import fleet_of, forward
+from sglfleet.api.serves import require_embedding
 from sglfleet.api.sockets import listen_socket
 from sglfleet.config import TaskRoute
 from sglfleet.core.auth import check_api_key

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sglfleet.api.serves import is_embedding_model
 from sglfleet.config import BUILTIN_MODEL, ModelConfig
 from sglfleet.engines.registry import get_engine
 from sglfleet.routing.pool import ModelPool
@@ -109,12 +110,6 @@ def capabilities_of(cfg: ModelConfig) -> list[str]:
     if is_embedding_model(cfg):
         caps = ["embedding"]
     return caps
-
-
-def is_embedding_model(cfg: ModelConfig) -> bool:
-    """Embedding models are marked `capabilities: {embedding: true}` in the fleet file (a field
-    the config gains with this API); without it no model serves /api/embed."""
-    return bool(getattr(cfg.capabilities, "embedding", False))
 
 
 def digest_of(name: str) -> str:

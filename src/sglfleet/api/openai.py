@@ -26,6 +26,7 @@ from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
 from sglfleet.api.relay import BodyRelay, Outcome, StreamRelay
 from sglfleet.api.schemas import ChatCompletionRequest, CompletionRequest
+from sglfleet.api.serves import require_generation
 from sglfleet.core.auth import check_api_key
 from sglfleet.core.errors import ClientGone, GatewayError, Unavailable, UploadAborted
 from sglfleet.core.exchange import Exchange, Verdict
@@ -115,6 +116,7 @@ async def generate(request: Request, endpoint: str) -> Any:
             fleet.metrics.route_decisions.labels(router.vm.name, c.route.name, c.route.target).inc()
         pool = fleet.registry.resolve(data["model"])
         model = pool.name
+        require_generation(fleet, pool, data["model"], "/v1/chat/completions" if chat else "/v1/completions")
         if router is not None:
             headers["x-sglfleet-model"] = pool.name
         text = chat_text(data["messages"]) if chat else prompt_text(data["prompt"])

@@ -14,8 +14,8 @@ from typing import Any
 from starlette.requests import Request
 
 from sglfleet.api.body import parse_json_object, read_body
-from sglfleet.api.embeddings import require_generation
 from sglfleet.api.openai import forward, record_rejection
+from sglfleet.api.serves import require_generation
 from sglfleet.config import TaskRoute
 from sglfleet.core.auth import check_api_key
 from sglfleet.core.errors import ClientGone, GatewayError
