@@ -48,15 +48,16 @@ class SSEChunks:
         buf = self._buf + piece
         *events, self._buf = buf.replace(b"\r\n", b"\n").split(b"\n\n")
         for event in events:
-            yield from _decode(event)
+            yield from sse_objects(event)
 
     def rest(self) -> Iterator[dict[str, Any]]:
         buf, self._buf = self._buf, b""
         if buf.strip():
-            yield from _decode(buf)
+            yield from sse_objects(buf)
 
 
-def _decode(event: bytes) -> Iterator[dict[str, Any]]:
+def sse_objects(event: bytes) -> Iterator[dict[str, Any]]:
+    """The JSON objects of one SSE event's `data:` lines (comments, names, [DONE] skipped)."""
     for line in event.split(b"\n"):
         if not line.startswith(b"data:"):
             continue

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 import orjson
 
+from sglfleet.api.adapter import sse_objects
 from sglfleet.api.ollama_meta import now_rfc3339
 
 Message = MutableMapping[str, Any]
@@ -113,20 +114,7 @@ class Converter:
     def _event(self, event: bytes) -> bytes:
         if self.failed:
             return b""
-        out = b""
-        for line in event.split(b"\n"):
-            if not line.startswith(b"data:"):
-                continue  # comments (": ping"), event names
-            payload = line[5:].strip()
-            if not payload or payload == b"[DONE]":
-                continue
-            try:
-                data = orjson.loads(payload)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                out += self._chunk(data)
-        return out
+        return b"".join(self._chunk(data) for data in sse_objects(event))
 
     def _chunk(self, data: dict[str, Any]) -> bytes:
         if data.get("error"):
