@@ -62,6 +62,7 @@ HF_IDS: dict[str, str] = {
     "grok-2": "xai-org/grok-2",
     "llama-3.1-8b": "meta-llama/Llama-3.1-8B-Instruct",
     "llama-4-scout-17b-16e-nvfp4": "nvidia/Llama-4-Scout-17B-16E-Instruct-FP4",
+    "qwen2.5-0.5b-instruct": "Qwen/Qwen2.5-0.5B-Instruct",
     "qwen3-0.6b": "Qwen/Qwen3-0.6B",
     "qwen3-8b": "Qwen/Qwen3-8B",
     "qwen3-14b": "Qwen/Qwen3-14B",
