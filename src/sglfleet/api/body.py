@@ -37,7 +37,20 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
     except ClientDisconnect:
         raise UploadAborted(f"the client closed the connection while sending the request body "
                             f"({size} bytes received)") from None
+    request.scope[BODY_READ] = True
     return b"".join(chunks)
+
+
+BODY_READ = "sglfleet.body_read"  # scope key: the request body was read to its end
+
+
+def body_left_unread(request: Request) -> bool:
+    """The client sent (or is sending) a body the gateway did not read to its end: the
+    connection cannot carry another request, so the answer says `connection: close`."""
+    if request.scope.get(BODY_READ):
+        return False
+    h = request.headers
+    return h.get("content-length", "0").strip() not in ("", "0") or "chunked" in h.get("transfer-encoding", "")
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -11,12 +11,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from sglfleet.api.body import body_left_unread
 from sglfleet.core.errors import GatewayError, error_body
 
 log = logging.getLogger("sglfleet.api")
 
 
-def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
+def _json(status: int, body: dict, headers: dict[str, str] | None = None,
+          request: Request | None = None) -> Response:
+    if request is not None and body_left_unread(request):
+        # answered before its body was read (401, 413, ...): the server closes the connection
+        # after this response, and says so, so that clients do not reuse it
+        headers = {**(headers or {}), "connection": "close"}
     return Response(orjson.dumps(body), status, headers=headers, media_type="application/json")
 
 
@@ -24,14 +30,14 @@ async def gateway_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, GatewayError)
     if exc.status >= 500:
         log.warning("%s %s -> %d %s", request.method, request.url.path, exc.status, exc.message)
-    return _json(exc.status, exc.body(), exc.headers)
+    return _json(exc.status, exc.body(), exc.headers, request)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
     message = f"{request.method} {request.url.path}: {exc.detail}"
-    return _json(exc.status_code, error_body(exc.status_code, message, code=code), dict(exc.headers or {}))
+    return _json(exc.status_code, error_body(exc.status_code, message, code=code), dict(exc.headers or {}), request)
 
 
 async def validation_error(request: Request, exc: Exception) -> Response:

@@ -102,6 +102,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._closing_after_reject = False
         self._dropped = 0
         self._linger_bytes = LINGER_BYTES
+        self._lingering = False
 
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -152,6 +153,20 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._in_head = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        if self.cycle is not None and self.parser is not None and self._has_body():
+            # the response may close the connection before the body is read (401, 413, 408):
+            # uvicorn then closes at once, and the unread bytes make the kernel answer with a
+            # reset that can destroy the response; close it lingering instead
+            self.cycle.transport = _LingeringTransport(self.transport, self)  # type: ignore[assignment]
+
+    def _has_body(self) -> bool:
+        headers = self.headers if isinstance(getattr(self, "headers", None), list) else []
+        for name, value in headers:
+            if name == b"content-length":
+                return value.strip() not in (b"", b"0")
+            if name == b"transfer-encoding" and b"chunked" in value.lower():
+                return True
+        return False
 
     def on_message_complete(self) -> None:
         self._in_head = True
@@ -201,11 +216,41 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._linger(LINGER_BYTES)
 
     def _linger(self, max_bytes: int) -> None:
-        self._closing_after_reject = True
+        if self._lingering:
+            return
+        self._lingering = self._closing_after_reject = True
         self._linger_bytes = max_bytes
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_S, self.transport.close)
+
+
+class _LingeringTransport:
+    """The transport a request with a body answers through: `close()` while the body is still
+    unread is a lingering close (half-close, drop what still comes for a moment, then close),
+    so that the client reads the answer instead of a connection reset."""
+
+    __slots__ = ("_t", "_p")
+
+    def __init__(self, transport: asyncio.Transport, protocol: LimitedHttpTools) -> None:
+        self._t = transport
+        self._p = protocol
+
+    def write(self, data: bytes) -> None:
+        self._t.write(data)
+
+    def is_closing(self) -> bool:
+        return self._t.is_closing()
+
+    def close(self) -> None:
+        p = self._p
+        if not p._in_head and not self._t.is_closing():
+            p._linger(UNREAD_BODY_LINGER_BYTES)  # (a no-op when it already lingers)
+        elif not p._lingering:
+            self._t.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._t, name)
 
 
 def protocol_class(limits: ServerLimits) -> type[LimitedHttpTools]:
