@@ -122,7 +122,8 @@ def test_ready_is_503_while_draining(tmp_path: Path) -> None:
     try:
         body = {**BODY, "stream": True, "max_tokens": 200, "ignore_eos": True}
         with httpx.stream("POST", gp.url + "/v1/chat/completions", json=body, timeout=60) as r:
-            next(r.iter_lines())
+            lines = r.iter_lines()  # (kept: a dropped iterator closes the stream)
+            next(lines)
             gp.proc.send_signal(signal.SIGTERM)
             assert wait_for(lambda: httpx.get(gp.url + "/ready").status_code == 503, 5)
             refused = httpx.post(gp.url + "/v1/chat/completions", json=BODY)

@@ -11,6 +11,7 @@ which releases the worker slot, the breaker permit, the connection and the limit
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 from collections.abc import Callable
@@ -24,6 +25,8 @@ from sglfleet.api.migration import ErrorEvent, Migration
 from sglfleet.core.errors import UpstreamError, UpstreamProtocolError
 from sglfleet.core.exchange import Exchange, Verdict
 from sglfleet.upstream.dispatch import Opened, deadline_error, map_client_error
+
+log = logging.getLogger("sglfleet.relay")
 
 DONE = b"data: [DONE]\n\n"
 # The first output: non-empty text (a role-only first chunk with "content":"" is not a
@@ -196,8 +199,11 @@ class StreamRelay:
                 sent_all = True
             except OSError:
                 pass
-        except OSError:  # the client went away while we were sending
-            pass
+        except asyncio.CancelledError:
+            log.debug("stream %s: cancelled", exchange.request_id)
+            raise
+        except OSError as exc:  # the client went away while we were sending
+            log.debug("stream %s: client gone while sending: %r", exchange.request_id, exc)
         finally:
             link.close()
             out.disconnected = not sent_all and (link.disconnected or verdict is Verdict.CLIENT_GONE)
