@@ -118,12 +118,14 @@ class Metrics:
         child.inc()
 
     def observe_cache_prediction(self, model: str, policy: str, predicted_tokens: int | None, matched_chars: int,
-                                 text_chars: int, prompt_tokens: int, cached_tokens: int | None) -> None:
-        """One request's prediction error, when the engine reported its cached tokens."""
+                                 text_chars: int, prompt_tokens: int, cached_tokens: int | None) -> int | None:
+        """One request's prediction error (returned too), when the engine reported its cached tokens."""
         if cached_tokens is None or prompt_tokens <= 0:
-            return
+            return None
         predicted = predicted_cached_tokens(predicted_tokens, matched_chars, text_chars, prompt_tokens)
-        self.cache_prediction_error.labels(model, policy).observe(abs(predicted - cached_tokens))
+        error = abs(predicted - cached_tokens)
+        self.cache_prediction_error.labels(model, policy).observe(error)
+        return error
 
     def add_live_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
         self.registry.register(_LiveCollector(collect))

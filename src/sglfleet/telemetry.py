@@ -30,6 +30,8 @@ class Bucket:
     prompt_tokens: int = 0
     cache_hits: int = 0
     cache_lookups: int = 0
+    prediction_error_sum: int = 0  # |cached tokens the policy predicted - those the engine reported|
+    prediction_errors: int = 0
     ttfts: list[float] = field(default_factory=list)
 
 
@@ -48,13 +50,14 @@ class ChartSeries:
     ttft_p50_s: list[float | None]
     ttft_p99_s: list[float | None]
     cache_reuse: list[float | None]  # cache-aware routing hits / lookups
+    cache_prediction_error: list[float | None]  # mean |predicted - engine-reported| cached tokens
 
     def as_dict(self) -> dict[str, list[int] | list[float] | list[float | None]]:
         return {
             "t": self.t, "requests_per_s": self.requests_per_s,
             "output_tokens_per_s": self.output_tokens_per_s, "error_rate": self.error_rate,
             "ttft_p50_s": self.ttft_p50_s, "ttft_p99_s": self.ttft_p99_s,
-            "cache_reuse": self.cache_reuse,
+            "cache_reuse": self.cache_reuse, "cache_prediction_error": self.cache_prediction_error,
         }
 
 
@@ -85,7 +88,8 @@ class LiveStats:
         return ring[-1]
 
     def record(self, model: str, *, status: int, ttft_s: float | None, prompt_tokens: int,
-               completion_tokens: int, cache_hit: bool | None = None, now: float | None = None) -> None:
+               completion_tokens: int, cache_hit: bool | None = None, prediction_error: int | None = None,
+               now: float | None = None) -> None:
         b = self._bucket(model, time.time() if now is None else now)
         b.requests += 1
         if status >= 500 or status == 429:
@@ -97,6 +101,9 @@ class LiveStats:
         if cache_hit is not None:
             b.cache_lookups += 1
             b.cache_hits += int(cache_hit)
+        if prediction_error is not None:
+            b.prediction_error_sum += prediction_error
+            b.prediction_errors += 1
 
     def series(self, model: str, since_s: int = 120, now: float | None = None) -> list[Bucket]:
         now_s = int(time.time() if now is None else now)
@@ -125,7 +132,7 @@ class LiveStats:
             if 0 <= i < n:
                 steps[i].add(b)
         out = ChartSeries(t=[], requests_per_s=[], output_tokens_per_s=[], error_rate=[],
-                          ttft_p50_s=[], ttft_p99_s=[], cache_reuse=[])
+                          ttft_p50_s=[], ttft_p99_s=[], cache_reuse=[], cache_prediction_error=[])
         for i, s in enumerate(steps):
             start = first_start + i * step_s
             elapsed = min(float(step_s), max(now_f - start, 1.0))
@@ -137,6 +144,7 @@ class LiveStats:
             out.ttft_p50_s.append(percentile(ttfts, 50))
             out.ttft_p99_s.append(percentile(ttfts, 99))
             out.cache_reuse.append(_ratio(s.cache_hits, s.cache_lookups))
+            out.cache_prediction_error.append(_ratio(s.prediction_error_sum, s.prediction_errors))
         return out
 
 
@@ -147,6 +155,8 @@ class _Step:
     completion_tokens: int = 0
     cache_hits: int = 0
     cache_lookups: int = 0
+    prediction_error_sum: int = 0
+    prediction_errors: int = 0
     ttfts: list[float] = field(default_factory=list)
 
     def add(self, b: Bucket) -> None:
@@ -155,4 +165,6 @@ class _Step:
         self.completion_tokens += b.completion_tokens
         self.cache_hits += b.cache_hits
         self.cache_lookups += b.cache_lookups
+        self.prediction_error_sum += b.prediction_error_sum
+        self.prediction_errors += b.prediction_errors
         self.ttfts.extend(b.ttfts)

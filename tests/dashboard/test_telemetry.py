@@ -32,7 +32,18 @@ def test_chart_of_unknown_model_is_all_empty() -> None:
     c = LiveStats().chart("nobody", span_s=60, step_s=2, now=NOW)
     assert len(c.t) == 30 and set(c.requests_per_s) == {0.0} and set(c.ttft_p99_s) == {None}
     assert set(c.as_dict()) == {"t", "requests_per_s", "output_tokens_per_s", "error_rate",
-                                "ttft_p50_s", "ttft_p99_s", "cache_reuse"}
+                                "ttft_p50_s", "ttft_p99_s", "cache_reuse", "cache_prediction_error"}
+    assert set(c.cache_prediction_error) == {None}
+
+
+def test_prediction_error_is_the_mean_of_the_step() -> None:
+    stats = LiveStats()
+    for err in (0, 10, 20):
+        stats.record("m", status=200, ttft_s=None, prompt_tokens=5, completion_tokens=1, prediction_error=err,
+                     now=NOW - 0.5)
+    stats.record("m", status=200, ttft_s=None, prompt_tokens=5, completion_tokens=1, now=NOW - 0.5)  # none reported
+    c = stats.chart("m", span_s=10, step_s=2, now=NOW)
+    assert c.cache_prediction_error[-1] == 10
 
 
 def test_old_buckets_fall_out_of_the_window() -> None:

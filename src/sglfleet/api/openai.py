@@ -230,10 +230,11 @@ async def _forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, A
         if out.disconnected:
             mm.disconnects.inc()
         d = opened.attempt.decision
-        fleet.metrics.observe_cache_prediction(pool.name, pool.policies[-1].name, d.predicted_cached_tokens,
-                                               d.matched_chars, len(ctx.text), out.prompt_tokens, out.cached_tokens)
+        error = fleet.metrics.observe_cache_prediction(pool.name, pool.policies[-1].name, d.predicted_cached_tokens,
+                                                       d.matched_chars, len(ctx.text), out.prompt_tokens,
+                                                       out.cached_tokens)
         fleet.stats.record(pool.name, status=out.status, ttft_s=out.ttft_s, prompt_tokens=out.prompt_tokens,
-                           completion_tokens=out.completion_tokens, cache_hit=d.cache_hit)
+                           completion_tokens=out.completion_tokens, cache_hit=d.cache_hit, prediction_error=error)
         if fleet.cfg.gateway.access_log:
             access_log.info(
                 "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s%s",

@@ -14,6 +14,7 @@ const CHARTS = [
   { id: "output_tokens_per_s", fields: ["output_tokens_per_s"], format: formats.rate, minMax: 1 },
   { id: "error_rate", fields: ["error_rate"], format: formats.percent, minMax: 0.1 },
   { id: "cache_reuse", fields: ["cache_reuse"], format: formats.percent, minMax: 1 },
+  { id: "cache_prediction_error", fields: ["cache_prediction_error"], format: formats.rate, minMax: 16 },
 ];
 
 const $ = (sel) => document.querySelector(sel);
