@@ -152,7 +152,7 @@ class RelayAdapter:
             if message["type"] == "http.response.start":
                 started = message
                 if conv is not None:
-                    await send(_start(message, b"text/event-stream", None))
+                    await send(response_start(message, b"text/event-stream", None))
                     head = conv.head()
                     if head:
                         await send({"type": "http.response.body", "body": head, "more_body": True})
@@ -171,13 +171,14 @@ class RelayAdapter:
                 return
             assert started is not None and self.convert is not None
             status, out = self.convert(started["status"], b"".join(chunks))
-            await send(_start({**started, "status": status}, self.content_type, len(out)))
+            await send(response_start({**started, "status": status}, self.content_type, len(out)))
             await send({"type": "http.response.body", "body": out, "more_body": False})
 
         await self.relay(scope, receive, rewrite)
 
 
-def _start(message: Message, content_type: bytes, length: int | None) -> Message:
+def response_start(message: Message, content_type: bytes, length: int | None) -> Message:
+    """The upstream's response start with our content type (and length, for a whole body)."""
     headers = [(k, v) for k, v in message.get("headers", ())
                if k.lower() not in (b"content-type", b"content-length")]
     headers.append((b"content-type", content_type))

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import orjson
 
-from sglfleet.api.adapter import sse_objects
+from sglfleet.api.adapter import response_start, sse_objects
 from sglfleet.api.ollama_meta import now_rfc3339
 
 Message = MutableMapping[str, Any]
@@ -282,7 +282,7 @@ class OllamaAdapter:
             if message["type"] == "http.response.start":
                 started = message
                 if self.stream:
-                    await send(self._start(message, b"application/x-ndjson", None))
+                    await send(response_start(message, b"application/x-ndjson", None))
                 return
             if message["type"] != "http.response.body":
                 await send(message)
@@ -298,7 +298,7 @@ class OllamaAdapter:
                 return
             assert started is not None
             status, out = self._whole(started["status"], b"".join(chunks))
-            await send(self._start({**started, "status": status}, b"application/json", len(out)))
+            await send(response_start({**started, "status": status}, b"application/json", len(out)))
             await send({"type": "http.response.body", "body": out, "more_body": False})
 
         await self.relay(scope, receive, rewrite)
@@ -315,11 +315,3 @@ class OllamaAdapter:
         assert self.convert is not None
         return 200, ndjson(self.convert(data))
 
-    @staticmethod
-    def _start(message: Message, content_type: bytes, length: int | None) -> Message:
-        headers = [(k, v) for k, v in message.get("headers", ())
-                   if k.lower() not in (b"content-type", b"content-length")]
-        headers.append((b"content-type", content_type))
-        if length is not None:
-            headers.append((b"content-length", str(length).encode()))
-        return {"type": "http.response.start", "status": message["status"], "headers": headers}
