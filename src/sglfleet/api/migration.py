@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from sglfleet.api.adapter import sse_objects
 from sglfleet.core.errors import GatewayError, UpstreamError
 from sglfleet.core.exchange import Exchange, Verdict
 from sglfleet.core.route import RouteContext
@@ -90,15 +91,7 @@ class SoFar:
 def read_events(raw: bytes, chat: bool) -> SoFar:
     out = SoFar()
     parts: list[str] = []
-    for event in raw.split(b"\n\n"):
-        if not event.startswith(b"data: {"):
-            continue
-        try:
-            data = orjson.loads(event[6:])
-        except orjson.JSONDecodeError:
-            continue
-        if not isinstance(data, dict):
-            continue
+    for data in (d for event in raw.split(b"\n\n") for d in sse_objects(event)):
         if out.chunk_id is None and isinstance(data.get("id"), str):
             out.chunk_id, out.model, out.created = data["id"], data.get("model"), data.get("created")
         for choice in data.get("choices") or ():

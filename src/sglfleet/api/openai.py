@@ -169,7 +169,7 @@ async def forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, An
             request, fleet, pool, body, path, endpoint, replace(ctx, exclude=set(ctx.exclude)), t0, headers),
             stream=data.get("stream") is True)
     rid = request_id(request)
-    stream, _ = prepare_upstream(pool, dict(data))
+    stream = data.get("stream") is True
     if fleet.draining:
         raise Unavailable("the gateway is shutting down; retry on another instance", retry_after_s=5)  # 503
     hold = holds.plan(fleet, pool)  # (503 at once when the load's learned time left is past the bound)
