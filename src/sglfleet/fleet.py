@@ -30,6 +30,7 @@ from sglfleet.routing.task_routes import TaskRouter
 from sglfleet.supervisor.model import ModelSupervisor
 from sglfleet.supervisor.orchestrator import MemoryOrchestrator
 from sglfleet.telemetry import LiveStats
+from sglfleet.upstream import http1
 from sglfleet.upstream.client import make_session
 from sglfleet.upstream.dispatch import Dispatcher
 from sglfleet.upstream.health import HealthChecker, probe_worker
@@ -55,7 +56,8 @@ class Fleet:
         self.draining = False  # SIGTERM: admit nothing new (503), let the live exchanges finish
         self.heartbeats: dict[str, Heartbeat] = {}
         self._verified: dict[str, tuple[float, bool]] = {}  # worker id -> (when, known-good probe ok)
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # control plane: health, loads, sleep
+        self._client: http1.Client | None = None  # generation requests
         self._dispatcher: Dispatcher | None = None
         self._pd_dispatcher: PDDispatcher | None = None
         self.virtual: dict[str, TaskRouter] = {v.name.casefold(): TaskRouter(v, self.ask_model) for v in cfg.routes}
@@ -81,8 +83,9 @@ class Fleet:
 
     async def start(self, *, wait: bool = True) -> None:
         self._session = make_session()
-        self._dispatcher = Dispatcher(self._session, self.cfg.gateway, self.metrics, verify=self.verify_worker)
-        self._pd_dispatcher = PDDispatcher(self._session, self.cfg.gateway, self.metrics)
+        self._client = http1.Client(connect_timeout_s=self.cfg.gateway.timeouts.connect_s)
+        self._dispatcher = Dispatcher(self._client, self.cfg.gateway, self.metrics, verify=self.verify_worker)
+        self._pd_dispatcher = PDDispatcher(self._client, self.cfg.gateway, self.metrics)
         for m in self.cfg.models:
             self.add_model(m)
         for sup in self.supervisors.values():
@@ -204,6 +207,8 @@ class Fleet:
         await asyncio.gather(*(h.stop() for h in self.heartbeats.values()), return_exceptions=True)
         await asyncio.gather(*(s.stop("gateway shutdown") for s in self.supervisors.values()),
                              return_exceptions=True)
+        if self._client:
+            await self._client.close()
         if self._session:
             await self._session.close()
 

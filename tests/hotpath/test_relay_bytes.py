@@ -73,8 +73,9 @@ def test_upstream_connections_are_reused(sim: SimProcess, gateway: GatewayProc) 
             seen |= upstream_conns()
             for _ in it:
                 pass
-    # one pooled connection for the streams (plus possibly the health checker's): not one per stream
-    assert 1 <= len(seen) <= 2, f"upstream sockets used by 6 sequential streams: {sorted(seen)}"
+    # one pooled connection for the streams (plus the control plane's: health check, heartbeat),
+    # not one per stream
+    assert 1 <= len(seen) <= 3, f"upstream sockets used by 6 sequential streams: {sorted(seen)}"
 
 
 def test_client_disconnect_aborts_upstream(sim: SimProcess, gateway: GatewayProc) -> None:

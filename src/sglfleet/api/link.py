@@ -9,13 +9,13 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiohttp
+from sglfleet.upstream.http1 import Response
 
 
 class ClientLink:
     def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         self.disconnected = False
-        self._resp: aiohttp.ClientResponse | None = None
+        self._resp: Response | None = None
         self._waiter = asyncio.current_task()
         self._task = asyncio.ensure_future(self._watch(receive))
 
@@ -41,7 +41,7 @@ class ClientLink:
         self._resp = None
         self._waiter = asyncio.current_task()
 
-    def attach(self, resp: aiohttp.ClientResponse) -> None:
+    def attach(self, resp: Response) -> None:
         """The engine's response is open: from now on a disconnect closes it."""
         self._waiter = None
         self._resp = resp

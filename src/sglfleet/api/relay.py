@@ -17,14 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import aiohttp
 import orjson
 
 from sglfleet.api.link import ClientLink
 from sglfleet.api.migration import ErrorEvent, Migration
 from sglfleet.core.errors import UpstreamError, UpstreamProtocolError
 from sglfleet.core.exchange import Exchange, Verdict
-from sglfleet.upstream.dispatch import Opened, deadline_error, map_client_error
+from sglfleet.upstream.dispatch import UPSTREAM_ERRORS, Opened, deadline_error, map_client_error
 
 log = logging.getLogger("sglfleet.relay")
 
@@ -33,7 +32,6 @@ DONE = b"data: [DONE]\n\n"
 # token, as in SGLang's bench_serving) or a tool call. One C-level search per piece.
 _FIRST_OUTPUT = re.compile(rb'"(?:content|text|reasoning_content)": ?"[^"]|"tool_calls": ?\[')
 _USAGE_MARKERS = (b'"usage":{', b'"usage": {')
-_UPSTREAM_ERRORS = (TimeoutError, aiohttp.ClientError, ConnectionError)
 
 
 @dataclass(slots=True)
@@ -129,7 +127,7 @@ class StreamRelay:
                                 "cache-control": "no-cache", **self.headers})})
             while True:  # one pass per worker: more than one when the stream migrates
                 try:
-                    chunks = resp.content.iter_any()
+                    read_chunk = resp.read_chunk
                     while True:
                         if migration is not None:
                             piece = migration.take(piece)
@@ -148,16 +146,14 @@ class StreamRelay:
                             piece, held = piece[: -len(DONE)], DONE
                         if piece:
                             await send({"type": "http.response.body", "body": piece, "more_body": True})
-                        try:
-                            piece = await chunks.__anext__()
-                        except StopAsyncIteration:
+                        piece = await read_chunk()
+                        if not piece:
                             break
                         attempt.last_byte_at = monotonic()
                     break
-                except _UPSTREAM_ERRORS as exc:
-                    # aiohttp raises a module-level ClientConnectionError singleton when a response
-                    # is closed mid-read; every raise prepends to its __traceback__, which would pin
-                    # this frame forever. Drop the traceback once caught.
+                except UPSTREAM_ERRORS as exc:
+                    # the traceback would keep this frame (and the relay) alive as long as the
+                    # exception object lives: drop it once caught
                     exc.__traceback__ = None
                     if link.disconnected and not exchange.aborted:
                         return  # (finally) the client left: we closed the upstream ourselves
@@ -290,7 +286,7 @@ class BodyRelay:
             exchange.close(Verdict.SUCCESS)
             if self.transform is not None:
                 body = self.transform(body)
-        except _UPSTREAM_ERRORS as exc:
+        except UPSTREAM_ERRORS as exc:
             exc.__traceback__ = None  # see StreamRelay
             if link.disconnected and not exchange.aborted:  # the client left: no verdict on the worker
                 link.close()

@@ -42,6 +42,11 @@ class Deadlines:
     stall_s: float  # the longest gap between two bytes of a stream
     total_s: float  # the whole attempt; also the bound of a non-streamed answer
 
+    def apply(self, attempt: Attempt, *, stream: bool) -> None:
+        attempt.first_limit_s = self.first_byte_s if stream else self.total_s
+        attempt.stall_limit_s = self.stall_s
+        attempt.total_limit_s = self.total_s
+
 
 class Verdict(enum.Enum):
     SUCCESS = "success"
@@ -59,7 +64,8 @@ class UpstreamResponse(Protocol):
 
 class Attempt:
     __slots__ = ("exchange", "decision", "worker", "response", "first", "verdict", "started_at",
-                 "first_byte_at", "last_byte_at", "first_limit_s", "stall_limit_s", "complete", "expired",
+                 "first_byte_at", "last_byte_at", "first_limit_s", "stall_limit_s", "total_limit_s", "complete",
+                 "expired",
                  "waiter", "_settled")
 
     def __init__(self, exchange: Exchange, decision: Decision) -> None:
@@ -77,6 +83,7 @@ class Attempt:
         self.first_byte_at: float | None = None
         self.first_limit_s: float | None = None  # from dispatch to the first byte (None = unbounded)
         self.stall_limit_s: float | None = None  # between two bytes once the first arrived
+        self.total_limit_s: float | None = None  # from dispatch to the last byte
         self.complete = False  # the upstream body was read to its end (connection reusable)
         self.expired: str | None = None  # why a deadline ended it (set by the watchdog/heartbeat)
         self.waiter: asyncio.Task[Any] | None = None  # the task awaiting the first byte
@@ -89,6 +96,8 @@ class Attempt:
                 self.expire(f"no first byte within {self.first_limit_s:g}s")
         elif self.stall_limit_s is not None and now - self.last_byte_at > self.stall_limit_s:
             self.expire(f"stalled: no byte for {self.stall_limit_s:g}s")
+        elif self.total_limit_s is not None and now - self.started_at > self.total_limit_s:
+            self.expire(f"not finished within the total limit of {self.total_limit_s:g}s")
 
     def expire(self, reason: str) -> None:
         """A deadline passed (or the worker stalled): unblock whoever waits on this attempt.

@@ -1,12 +1,11 @@
-"""The pooled HTTP client to engines: one aiohttp session, keep-alive connections per worker."""
+"""The control-plane HTTP client to engines (health, heartbeats, sleep, loads): one aiohttp
+session. Generation requests go through upstream/http1.py."""
 
 from __future__ import annotations
 
 import uuid
 
 import aiohttp
-
-from sglfleet.config import TimeoutConfig
 
 
 def make_session() -> aiohttp.ClientSession:
@@ -22,12 +21,6 @@ def make_session() -> aiohttp.ClientSession:
         skip_auto_headers=("User-Agent",),
         cookie_jar=aiohttp.DummyCookieJar(),  # engines set no cookies; skips jar filtering per request
     )
-
-
-def request_timeout(t: TimeoutConfig) -> aiohttp.ClientTimeout:
-    """Connect and total only: the first-byte and stall deadlines are per model and enforced
-    by the fleet's deadline ticker on each attempt (core/exchange.py), not by socket reads."""
-    return aiohttp.ClientTimeout(total=t.total_s, sock_connect=t.connect_s)
 
 
 def _is_uuid(value: str) -> bool:

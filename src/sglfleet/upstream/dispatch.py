@@ -23,7 +23,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 
 from sglfleet.config import GatewayConfig
@@ -42,7 +41,8 @@ from sglfleet.core.route import RouteContext
 from sglfleet.core.worker import Worker
 from sglfleet.metrics import Metrics
 from sglfleet.routing.pool import ModelPool
-from sglfleet.upstream.client import request_timeout, upstream_headers
+from sglfleet.upstream import http1
+from sglfleet.upstream.client import upstream_headers
 from sglfleet.upstream.engine_errors import clean, is_validation_error, validation_summary
 
 # A lone worker's 5xx is checked with a known-good request; True = the worker is fine.
@@ -54,7 +54,7 @@ _NEUTRAL = frozenset({408, 429})
 @dataclass(slots=True)
 class Opened:
     attempt: Attempt
-    response: aiohttp.ClientResponse
+    response: http1.Response
     first: bytes  # a stream's first body piece (already read); b"" for a complete body
     attempts: int
 
@@ -68,17 +68,21 @@ def backoff_s(attempt: int, initial: float, multiplier: float, cap: float, jitte
     return max(0.0, base * (1 + random.uniform(-jitter, jitter)))
 
 
+# what a read or a send to an engine may raise
+UPSTREAM_ERRORS = (TimeoutError, http1.ClientError, ConnectionError)
+
+
 def map_client_error(exc: BaseException, worker: Worker) -> UpstreamError:
-    """The single place where aiohttp/asyncio failures become gateway errors. Messages name
+    """The single place where client/asyncio failures become gateway errors. Messages name
     the worker by id, never by URL."""
     where = f"worker {worker.id}"
     if isinstance(exc, asyncio.TimeoutError):
         return UpstreamTimeout(f"{where} did not answer in time")
-    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ServerDisconnectedError, ConnectionError)):
-        return UpstreamConnectError(f"cannot reach {where}: {exc.__class__.__name__}")
-    if isinstance(exc, aiohttp.ClientOSError):
+    if isinstance(exc, http1.ConnectFailed):
+        return UpstreamConnectError(f"cannot reach {where}: {exc}")
+    if isinstance(exc, (http1.Disconnected, ConnectionError)):
         return UpstreamConnectError(f"connection to {where} failed: {exc.__class__.__name__}")
-    if isinstance(exc, aiohttp.ClientPayloadError):
+    if isinstance(exc, http1.BodyError):
         return UpstreamProtocolError(f"{where} broke the stream off")
     return UpstreamProtocolError(f"bad response from {where}: {exc.__class__.__name__}")
 
@@ -102,12 +106,11 @@ def error_message_from(body: bytes, status: int) -> tuple[str, dict[str, object]
 
 
 class Dispatcher:
-    def __init__(self, session: aiohttp.ClientSession, gateway: GatewayConfig, metrics: Metrics,
+    def __init__(self, client: http1.Client, gateway: GatewayConfig, metrics: Metrics,
                  verify: Verifier | None = None) -> None:
-        self.session = session
+        self.client = client
         self.cfg = gateway
         self.metrics = metrics
-        self.timeout = request_timeout(gateway.timeouts)
         self.verify = verify
 
     async def open(self, exchange: Exchange, pool: ModelPool, path: str, body: bytes, ctx: RouteContext, *,
@@ -128,8 +131,7 @@ class Dispatcher:
             if ctx.panic:
                 mm.panic_routes.inc()
             attempt = exchange.attempt(decision)
-            attempt.first_limit_s = limits.first_byte_s if stream else limits.total_s
-            attempt.stall_limit_s = limits.stall_s
+            limits.apply(attempt, stream=stream)
             w = decision.worker
             err = await self._try(attempt, path, body, exchange.request_id, stream, extra_headers)
             if err is None:
@@ -168,8 +170,7 @@ class Dispatcher:
         w = attempt.worker
         attempt.waiter = asyncio.current_task()
         try:
-            resp = await self.session.post(w.url + path, data=body, timeout=self.timeout,
-                                           headers=upstream_headers(w.auth, rid, extra_headers))
+            resp = await self.client.post(w.url, path, body, upstream_headers(w.auth, rid, extra_headers))
             attempt.response = resp
             if resp.status >= 400:
                 data = await resp.read()
@@ -182,7 +183,7 @@ class Dispatcher:
                     return err
                 return UpstreamStatus(resp.status, msg, parsed)
             if stream:
-                first = await resp.content.readany()
+                first = await resp.read_chunk()
                 if not first:
                     return UpstreamProtocolError(f"worker {w.id} ended the stream before its first byte")
                 attempt.first = first
@@ -192,7 +193,7 @@ class Dispatcher:
             if attempt.absorb_expiry():
                 return deadline_error(attempt)
             raise
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+        except UPSTREAM_ERRORS as exc:
             exc.__traceback__ = None
             return deadline_error(attempt) if attempt.expired else map_client_error(exc, w)
         finally:

@@ -17,7 +17,6 @@ import random
 import time
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from sglfleet.config import GatewayConfig
@@ -27,8 +26,9 @@ from sglfleet.core.route import RouteContext
 from sglfleet.core.worker import Worker
 from sglfleet.metrics import Metrics
 from sglfleet.routing.pd import PDPool
-from sglfleet.upstream.client import request_timeout, upstream_headers
-from sglfleet.upstream.dispatch import Opened, error_message_from, map_client_error
+from sglfleet.upstream import http1
+from sglfleet.upstream.client import upstream_headers
+from sglfleet.upstream.dispatch import UPSTREAM_ERRORS, Opened, error_message_from, map_client_error
 
 
 def bootstrap_fields(prefill: Worker, rng: random.Random) -> dict[str, object]:
@@ -40,25 +40,23 @@ def bootstrap_fields(prefill: Worker, rng: random.Random) -> dict[str, object]:
 
 
 class PDDispatcher:
-    def __init__(self, session: aiohttp.ClientSession, gateway: GatewayConfig, metrics: Metrics) -> None:
-        self.session = session
+    def __init__(self, client: http1.Client, gateway: GatewayConfig, metrics: Metrics) -> None:
+        self.client = client
         self.metrics = metrics
-        self.timeout = request_timeout(gateway.timeouts)
         self._rng = random.Random()
 
-    async def _post(self, attempt: Attempt, path: str, body: bytes, rid: str) -> aiohttp.ClientResponse:
+    async def _post(self, attempt: Attempt, path: str, body: bytes, rid: str) -> http1.Response:
         w = attempt.worker
         try:
-            resp = await self.session.post(w.url + path, data=body, timeout=self.timeout,
-                                           headers=upstream_headers(w.auth, rid))
-        except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
+            resp = await self.client.post(w.url, path, body, upstream_headers(w.auth, rid))
+        except UPSTREAM_ERRORS as exc:
             raise map_client_error(exc, w) from None
         attempt.response = resp
         if resp.status >= 400:
             try:
                 data = await resp.read()
                 attempt.complete = True
-            except (TimeoutError, aiohttp.ClientError):
+            except UPSTREAM_ERRORS:
                 data = b""
             msg, parsed = error_message_from(data, resp.status)
             raise UpstreamStatus(resp.status, msg, parsed)
@@ -71,7 +69,7 @@ class PDDispatcher:
             try:
                 await resp.read()  # prefill output (one token) is discarded
                 attempt.complete = True
-            except (TimeoutError, aiohttp.ClientError) as exc:
+            except UPSTREAM_ERRORS as exc:
                 raise map_client_error(exc, attempt.worker) from None
             attempt.close(Verdict.SUCCESS)
         except UpstreamError as err:
@@ -88,8 +86,7 @@ class PDDispatcher:
         d_attempt = exchange.attempt(pair.decode)
         limits = pool.deadlines
         for a in (p_attempt, d_attempt):
-            a.first_limit_s = limits.first_byte_s if stream else limits.total_s
-            a.stall_limit_s = limits.stall_s
+            limits.apply(a, stream=stream)
         pw = p_attempt.worker
         rid = exchange.request_id
         body = orjson.dumps({**data, **bootstrap_fields(pw, self._rng)})

@@ -1,0 +1,200 @@
+"""The generation client (upstream/http1.py) against scripted HTTP/1.1 servers on loopback:
+keep-alive reuse, a kept-alive connection the server closed, streamed and broken bodies,
+back-pressure, aborts."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from sglfleet.upstream import http1
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+class Server:
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.requests: list[bytes] = []
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> Server:
+        async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            self.connections += 1
+            try:
+                await self.handler(reader, writer)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                pass
+            finally:
+                writer.close()
+
+        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def read_request(self, reader: asyncio.StreamReader) -> bytes | None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length"))
+        body = await reader.readexactly(length)
+        self.requests.append(head + body)
+        return body
+
+
+def ok(body: bytes, *extra: bytes) -> bytes:
+    return b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n%b\r\n%b" % (len(body), b"".join(extra), body)
+
+
+async def test_keep_alive_connection_is_reused() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = await srv.read_request(reader)
+            writer.write(ok(b"echo:" + (body or b"")))
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        for i in range(3):
+            resp = await client.post(srv.url + "/base", "/v1/x", b"n%d" % i, {"content-type": "application/json"})
+            assert resp.status == 200 and await resp.read() == b"echo:n%d" % i
+            resp.release()
+        assert srv.connections == 1
+        assert srv.requests[0].startswith(b"POST /base/v1/x HTTP/1.1\r\nhost: 127.0.0.1:")
+        assert b"content-type: application/json\r\n" in srv.requests[0]
+        await client.close()
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_replaced() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(ok(b"one"))  # says keep-alive, then closes without reading the next request
+        await writer.drain()
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"a", {})
+        assert await resp.read() == b"one"
+        resp.release()
+        await asyncio.sleep(0.05)  # the server's close may or may not have been seen yet
+        resp = await client.post(srv.url, "/", b"b", {})
+        assert await resp.read() == b"one"
+        assert srv.connections == 2
+        await client.close()
+
+
+async def test_chunked_stream_arrives_piece_by_piece() -> None:
+    release = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\ncontent-type: text/event-stream\r\n\r\n")
+        writer.write(b"5\r\nfirst\r\n")
+        await writer.drain()
+        await release.wait()
+        writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"{}", {})
+        assert resp.headers["content-type"] == "text/event-stream"
+        assert await resp.read_chunk() == b"first"  # before the rest was even sent
+        release.set()
+        assert [p async for p in resp] == [b"second"]
+        assert resp.complete
+        await client.close()
+
+
+async def test_a_body_that_breaks_off_is_an_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"", {})
+        with pytest.raises(http1.BodyError):
+            await resp.read()
+        await client.close()
+
+
+async def test_a_body_ended_by_the_connection_is_complete() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"", {})
+        assert await resp.read() == b"all of it"
+        resp.release()
+        assert not client._idle.get(next(iter(client._origins.values())))  # not reusable
+        await client.close()
+
+
+async def test_closing_wakes_a_pending_read_and_resets_the_connection() -> None:
+    lost = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n")
+        await writer.drain()
+        await reader.read()  # until the client goes away (the engine would abort here)
+        lost.set()
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"", {})
+        reading = asyncio.ensure_future(resp.read_chunk())
+        await asyncio.sleep(0.05)
+        resp.close()
+        with pytest.raises(http1.Closed):
+            await reading
+        await asyncio.wait_for(lost.wait(), 5)
+        await client.close()
+
+
+async def test_a_slow_reader_pauses_the_socket() -> None:
+    size = 4 << 20
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        for _ in range(size // 65536):
+            writer.write(b"x" * 65536)
+            await writer.drain()
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"", {})
+        await asyncio.sleep(0.3)  # the server could have sent everything by now
+        assert resp._buffered < size // 2
+        got = len(await resp.read())
+        assert got == size
+        await client.close()
+
+
+async def test_connect_failure_and_bad_headers() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens here
+    client = http1.Client(connect_timeout_s=2)
+    with pytest.raises(http1.ConnectFailed):
+        await client.post(f"http://127.0.0.1:{port}", "/", b"", {})
+    with pytest.raises(http1.ClientError, match="line break"):
+        await client.post(f"http://127.0.0.1:{port}", "/", b"", {"x-id": "a\r\nx-injected: 1"})
+    await client.close()
