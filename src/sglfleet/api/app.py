@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from sglfleet import __version__
 from sglfleet.api import admin, admin_memory, anthropic, embeddings, errors_handler, ollama, openai, openapi, responses
-from sglfleet.api.middleware import RequestIdMiddleware
+from sglfleet.api.middleware import RequestIdMiddleware, assign_request_id, send_with_request_id
 from sglfleet.config import FleetConfig
 from sglfleet.dashboard import routes as dashboard_routes
 from sglfleet.fleet import Fleet
@@ -48,26 +48,26 @@ class GatewayApp:
     def __init__(self, app: FastAPI) -> None:
         self.app = app
         self._hot = {"/v1/chat/completions": openai.chat_completions, "/v1/completions": openai.completions}
-        self._asgi = RequestIdMiddleware(self._dispatch)
+        self._asgi = RequestIdMiddleware(app)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.app, name)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await self._asgi(scope, receive, send)
-
-    async def _dispatch(self, scope: Any, receive: Any, send: Any) -> None:
         handler = self._hot.get(scope["path"]) if scope["type"] == "http" and scope["method"] == "POST" else None
         if handler is None:
-            await self.app(scope, receive, send)
+            await self._asgi(scope, receive, send)
             return
+        rid = assign_request_id(scope)
         scope["app"] = self.app
         request = Request(scope, receive)
         try:
             response = await handler(request)
         except Exception as exc:  # noqa: BLE001 - mapped exactly like the FastAPI routes' errors
             response = await errors_handler.to_response(request, exc)
-        await response(scope, receive, send)
+        # the relays put the id in their head themselves: no wrapper on every body piece
+        await response(scope, receive, send if getattr(response, "sets_request_id", False)
+                       else send_with_request_id(send, rid))
 
 
 def create_app(cfg: FleetConfig, *, fleet: Fleet | None = None, wait_ready: bool = True) -> Any:

@@ -37,6 +37,11 @@ def setup_logging(level: str) -> None:
     access = logging.getLogger("sglfleet.access")
     access.handlers = [plain]
     access.propagate = False
+    # what no line shows, not looked up per record (the logging docs' "Optimization" knobs):
+    # the caller's file and line (a stack walk), thread, process and asyncio task names
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    logging.logAsyncioTasks = False  # type: ignore[attr-defined]
 
 
 def load_or_exit(path: Path | None, **overrides: Any) -> FleetConfig:

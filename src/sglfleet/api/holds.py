@@ -107,6 +107,8 @@ class HeldStream:
     """The ASGI response of a stream held for its model: the head at once, comments until the
     first token, then the relay (told the head went out)."""
 
+    sets_request_id = True  # (api/app.py sends without the request-id wrapper)
+
     def __init__(self, hold: Hold, start: Start, *, request_id: str, headers: dict[str, str],
                  failed: Failed) -> None:
         self.hold = hold

@@ -3,8 +3,8 @@ streams): request ids on every response, taken from the client when well-formed.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -18,6 +18,34 @@ _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _RID_HEADERS = (b"x-request-id", b"x-correlation-id")
 
 
+def assign_request_id(scope: Scope) -> str:
+    """The client's x-request-id (or x-correlation-id) when well-formed, else a new one
+    (32 hex digits, which engines that insist on a UUID accept); kept in scope["state"]."""
+    rid = None
+    for name, value in scope["headers"]:
+        if name in _RID_HEADERS and _SAFE_ID.match(value):
+            rid = value.decode()
+            break
+    if rid is None:
+        rid = os.urandom(16).hex()
+    scope.setdefault("state", {})["request_id"] = rid
+    return rid
+
+
+def send_with_request_id(send: Send, rid: str) -> Send:
+    rid_header = (b"x-request-id", rid.encode())
+
+    async def send_with_id(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = list(message.get("headers", ()))
+            if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                headers.append(rid_header)
+                message["headers"] = headers
+        await send(message)
+
+    return send_with_id
+
+
 class RequestIdMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -26,22 +54,4 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        rid = None
-        for name, value in scope["headers"]:
-            if name in _RID_HEADERS and _SAFE_ID.match(value):
-                rid = value.decode()
-                break
-        if rid is None:
-            rid = uuid.uuid4().hex
-        scope.setdefault("state", {})["request_id"] = rid
-        rid_header = (b"x-request-id", rid.encode())
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", ()))
-                if not any(k.lower() == b"x-request-id" for k, _ in headers):
-                    headers.append(rid_header)
-                    message["headers"] = headers
-            await send(message)
-
-        await self.app(scope, receive, send_with_id)
+        await self.app(scope, receive, send_with_request_id(send, assign_request_id(scope)))

@@ -88,6 +88,8 @@ def ended_early(opened: Opened, exc: BaseException) -> tuple[UpstreamError, Verd
 
 
 class StreamRelay:
+    sets_request_id = True  # (api/app.py sends without the request-id wrapper)
+
     def __init__(self, opened: Opened, exchange: Exchange, *, include_usage: bool, model: str,
                  finish: Finish, headers: dict[str, str], link: ClientLink,
                  prompt_tokens: asyncio.Future[int | None] | None = None,
@@ -251,6 +253,8 @@ class StreamRelay:
 
 class BodyRelay:
     """A complete (non-streaming) upstream response, read fully then sent in one piece."""
+
+    sets_request_id = True  # (api/app.py sends without the request-id wrapper)
 
     def __init__(self, opened: Opened, exchange: Exchange, *, finish: Finish, headers: dict[str, str],
                  link: ClientLink, transform: Callable[[bytes], bytes] | None = None) -> None:

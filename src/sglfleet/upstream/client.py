@@ -3,6 +3,7 @@ session. Generation requests go through upstream/http1.py."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import aiohttp
@@ -23,7 +24,12 @@ def make_session() -> aiohttp.ClientSession:
     )
 
 
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+
+
 def _is_uuid(value: str) -> bool:
+    if _HEX32.fullmatch(value):  # the gateway's own ids
+        return True
     try:
         uuid.UUID(value)
     except ValueError:
