@@ -12,10 +12,20 @@ from starlette.requests import ClientDisconnect, Request
 from sglfleet.core.errors import BadRequest, BodyTooLarge, InvalidJSON, RequestTimeout, UploadAborted
 
 
+def header(request: Request, name: str) -> str | None:
+    """One request header, read from the scope (names are lower-case there) without building
+    Starlette's Headers: the generation routes read two or three per request."""
+    key = name.lower().encode("latin-1")
+    for k, v in request.scope["headers"]:
+        if k == key:
+            return v.decode("latin-1")
+    return None
+
+
 async def read_body(request: Request, limit: int, timeout_s: float | None = None) -> bytes:
     """The whole body, at most `limit` bytes (413), all of it within `timeout_s` seconds
     (408, the connection is then closed); a client that leaves mid-upload is UploadAborted."""
-    declared = request.headers.get("content-length")
+    declared = header(request, "content-length")
     if declared is not None:
         try:
             if int(declared) > limit:

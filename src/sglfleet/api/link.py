@@ -12,18 +12,40 @@ from typing import Any
 from sglfleet.upstream.http1 import Response
 
 
+# A scope extension of the gateway's HTTP protocol (api/server_limits.py): `watch(callback)`
+# calls back once when the client's connection is lost before the response completed, and
+# returns the function that cancels the watch.
+DISCONNECT_WATCH = "sglfleet.disconnect_watch"
+Watch = Callable[[Callable[[], None]], Callable[[], None]]
+
+
 class ClientLink:
-    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], watch: Watch | None = None) -> None:
         self.disconnected = False
         self._resp: Response | None = None
         self._waiter = asyncio.current_task()
-        self._task = asyncio.ensure_future(self._watch(receive))
+        self._task: asyncio.Future[None] | None = None
+        self._unwatch: Callable[[], None] | None = None
+        if watch is not None:  # the server tells us: no task per request
+            self._unwatch = watch(self._lost)
+        else:
+            self._task = asyncio.ensure_future(self._watch(receive))
+
+    @classmethod
+    def of(cls, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> ClientLink:
+        ext = scope.get("extensions")
+        return cls(receive, ext.get(DISCONNECT_WATCH) if ext else None)
 
     async def _watch(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
                 break
+        self._lost()
+
+    def _lost(self) -> None:
+        if self.disconnected:
+            return
         self.disconnected = True
         if self._resp is not None:
             self._resp.close()  # closes the upstream socket: the engine aborts
@@ -58,4 +80,8 @@ class ClientLink:
 
     def close(self) -> None:
         self._waiter = None
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
+        if self._unwatch is not None:
+            self._unwatch()
+            self._unwatch = None

@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sglfleet.api import adapt, holds, migration
-from sglfleet.api.body import parse_json_object, read_body, validate
+from sglfleet.api.body import header, parse_json_object, read_body, validate
 from sglfleet.api.fanout import forward_all
 from sglfleet.api.link import ClientLink
 from sglfleet.api.reasoning import mirror_body, mirror_sse
@@ -102,7 +102,7 @@ async def generate(request: Request, endpoint: str) -> Any:
     gw = fleet.cfg.gateway
     model = "-"
     try:
-        check_api_key(request.headers.get("authorization"), gw.api_keys, gw.admin_keys)
+        check_api_key(header(request, "authorization"), gw.api_keys, gw.admin_keys)
         data = parse_json_object(await read_body(request, gw.max_body_bytes, gw.limits.body_timeout_s))
         chat = endpoint == "chat"
         validate(ChatCompletionRequest if chat else CompletionRequest, data)
@@ -120,7 +120,7 @@ async def generate(request: Request, endpoint: str) -> Any:
         if router is not None:
             headers["x-sglfleet-model"] = pool.name
         text = chat_text(data["messages"]) if chat else prompt_text(data["prompt"])
-        ctx = RouteContext(text=text, routing_key=request.headers.get(gw.routing_key_header), body=data)
+        ctx = RouteContext(text=text, routing_key=header(request, gw.routing_key_header), body=data)
         path = "/v1/chat/completions" if chat else "/v1/completions"
         return await forward(request, fleet, pool, data, path, endpoint, ctx, t0, headers, comments=True)
     except GatewayError as exc:
@@ -192,7 +192,7 @@ async def _forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, A
     exchange = Exchange(rid, pool.name, registry=fleet.exchanges, t0=t0)
     exchange.task = asyncio.current_task()
     exchange.observe = functools.partial(fleet.metrics.observe_verdict, pool.name)
-    link = ClientLink(request.receive)  # a client leaving cancels whatever we wait for below
+    link = ClientLink.of(request.scope, request.receive)  # a client leaving cancels whatever we wait for below
     try:
         await (hold.wait() if hold is not None else pool.ensure_ready())
         await pool.limiter.acquire()

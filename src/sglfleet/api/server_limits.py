@@ -20,14 +20,17 @@ arguments. The body deadline lives where the body is read (`api/body.py`).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import resource
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from sglfleet.api.link import DISCONNECT_WATCH
 from sglfleet.config import ServerLimits
 from sglfleet.core.errors import error_body
 
@@ -103,6 +106,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._dropped = 0
         self._linger_bytes = LINGER_BYTES
         self._lingering = False
+        self._lost_watch: tuple[Any, Callable[[], None]] | None = None
 
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -124,6 +128,21 @@ class LimitedHttpTools(HttpToolsProtocol):
         if self._closing_after_reject and self.flow is None:  # refused in connection_made
             return
         super().connection_lost(exc)
+        watch, self._lost_watch = self._lost_watch, None
+        if watch is not None and watch[0].disconnected:  # (uvicorn: lost before the response completed)
+            watch[1]()
+
+    def _watch_disconnect(self, cycle: Any, callback: Callable[[], None]) -> Callable[[], None]:
+        """`callback()` once if the connection is lost before `cycle`'s response completes:
+        what a task waiting on `receive()` for "http.disconnect" learns, without the task.
+        Returns the function that cancels the watch."""
+        self._lost_watch = (cycle, callback)
+
+        def unwatch() -> None:
+            if self._lost_watch is not None and self._lost_watch[0] is cycle:
+                self._lost_watch = None
+
+        return unwatch
 
     def data_received(self, data: bytes) -> None:
         if self._closing_after_reject:  # the rest of a refused request: dropped
@@ -153,6 +172,10 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._in_head = False
         self._cancel_head_timer()
         super().on_headers_complete()
+        if self.cycle is not None:
+            # for api/link.py: disconnects reported by callback (a scope extension)
+            self.scope.setdefault("extensions", {})[DISCONNECT_WATCH] = functools.partial(
+                self._watch_disconnect, self.cycle)
         if self.cycle is not None and self.parser is not None and self._has_body():
             # the response may close the connection before the body is read (401, 413, 408):
             # uvicorn then closes at once, and the unread bytes make the kernel answer with a
