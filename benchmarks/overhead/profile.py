@@ -30,6 +30,7 @@ def main() -> int:
     ap.add_argument("--policy", default="round_robin")
     ap.add_argument("--sim-args", default="--ttft-ms 5 --itl-ms 1")
     ap.add_argument("--top", type=int, default=35)
+    ap.add_argument("--rate", type=int, default=250, help="samples per second")
     a = ap.parse_args()
     venv = procs.CACHE / "venvs" / "tools"
     spy = venv / "bin" / "py-spy"
@@ -44,7 +45,7 @@ def main() -> int:
         stream = not a.nostream
         bodies = loadgen.chat_bodies("bench", 64, 32, stream)
         rec = subprocess.Popen([str(spy), "record", "--pid", str(gw.proc.pid), "--duration", str(int(a.seconds)),
-                                "--rate", "250", "--format", "raw", "--output", str(out), "--nonblocking"],
+                                "--rate", str(a.rate), "--format", "raw", "--output", str(out), "--nonblocking"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         res = asyncio.run(loadgen.run_load(gw.url + "/v1/chat/completions", bodies, num_requests=10**9,
                                            concurrency=a.concurrency, stream=stream, max_s=a.seconds + 1))
