@@ -15,6 +15,7 @@ from typing import Any
 
 import typer
 
+from sglfleet.api import access_log
 from sglfleet.api.sockets import listen_socket
 from sglfleet.config import ConfigError, FleetConfig, GatewayConfig, load_config
 
@@ -31,13 +32,9 @@ def setup_logging(level: str) -> None:
     handler = RichHandler(show_path=False, rich_tracebacks=False, log_time_format="%H:%M:%S")
     logging.basicConfig(level=level.upper(), format="%(name)s: %(message)s", handlers=[handler], force=True)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
-    # One access line per request goes through a plain handler: RichHandler costs ~1.9 ms of
-    # CPU per line (measured), more than everything else the gateway does for a request.
-    plain = logging.StreamHandler(sys.stderr)
-    plain.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    access = logging.getLogger("sglfleet.access")
-    access.handlers = [plain]
-    access.propagate = False
+    # One access line per request goes through a plain, batching handler: RichHandler costs
+    # ~1.9 ms of CPU per line (measured), more than everything else the gateway does for a request.
+    access_log.install(sys.stderr)
     # what no line shows, not looked up per record (the logging docs' "Optimization" knobs):
     # the caller's file and line (a stack walk), thread, process and asyncio task names
     logging._srcfile = None  # type: ignore[attr-defined]

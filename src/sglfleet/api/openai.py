@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from sglfleet.api import adapt, holds, migration
+from sglfleet.api.access_log import access
 from sglfleet.api.body import header, parse_json_object, read_body, validate
 from sglfleet.api.fanout import forward_all
 from sglfleet.api.link import ClientLink
@@ -37,7 +37,6 @@ from sglfleet.routing.pool import ModelPool, Pool
 from sglfleet.routing.task_routes import apply_route, last_user_text
 from sglfleet.routing.text import chat_text, prompt_text
 
-access_log = logging.getLogger("sglfleet.access")
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
@@ -135,7 +134,7 @@ def record_rejection(fleet: Fleet, request: Request, model: str, endpoint: str, 
     counted and logged like the others; `model` is "-" until the name resolved."""
     fleet.metrics.observe_request(model, endpoint, exc.status, dur_s)
     if fleet.cfg.gateway.access_log:
-        access_log.info("rid=%s model=%s worker=- status=%d dur_ms=%.1f error=%r", request_id(request), model,
+        access("rid=%s model=%s worker=- status=%d dur_ms=%.1f error=%r", request_id(request), model,
                         exc.status, dur_s * 1000, exc.message[:200])
 
 
@@ -236,7 +235,7 @@ async def _forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, A
         fleet.stats.record(pool.name, status=out.status, ttft_s=out.ttft_s, prompt_tokens=out.prompt_tokens,
                            completion_tokens=out.completion_tokens, cache_hit=d.cache_hit, prediction_error=error)
         if fleet.cfg.gateway.access_log:
-            access_log.info(
+            access(
                 "rid=%s model=%s worker=%s status=%d dur_ms=%.1f ttft_ms=%s in=%d out=%d attempts=%d%s%s",
                 rid, pool.name, opened.worker.id, out.status, dur * 1000,
                 f"{out.ttft_s * 1000:.1f}" if out.ttft_s is not None else "-",
