@@ -14,7 +14,7 @@ import httpx
 import orjson
 import pytest
 
-from tests.fleetproc import start_gateway
+from tests.fleetproc import start_gateway, wait_for
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 ADMIN = {"authorization": "Bearer adm"}
@@ -75,6 +75,6 @@ def test_killed_llamacpp_engine_stream_continues_on_the_other_replica(tmp_path: 
               f"({same / max(1, len(whole)):.0%} of the uninterrupted answer)\n  uninterrupted: "
               f"{whole[max(0, same - 60):same + 60]!r}\n  migrated:      {text[max(0, same - 60):same + 60]!r}")
         assert 'outcome="migrated"} 1.0' in httpx.get(gp.url + "/metrics", timeout=10).text
-        assert "workers=" in gp.log()  # the access log names both workers
+        assert wait_for(lambda: "workers=" in gp.log(), 5), gp.log()[-2000:]  # the access log names both workers
     finally:
         gp.stop()

@@ -75,11 +75,11 @@ class _EndEarly(Exception):
         self.err, self.verdict = err, verdict
 
 
-def ended_early(opened: Opened, exc: BaseException) -> tuple[UpstreamError, Verdict]:
+def ended_early(exchange: Exchange, opened: Opened, exc: BaseException) -> tuple[UpstreamError, Verdict]:
     """Why a response broke off after it started, and whom to blame."""
     attempt = opened.attempt
-    if attempt.exchange.aborted:
-        return UpstreamError(f"the gateway is shutting down: {attempt.exchange.aborted}"), Verdict.CLIENT_GONE
+    if exchange.aborted:
+        return UpstreamError(f"the gateway is shutting down: {exchange.aborted}"), Verdict.CLIENT_GONE
     if attempt.expired:
         return deadline_error(attempt), Verdict.DEADLINE
     if isinstance(exc, ErrorEvent):
@@ -159,7 +159,7 @@ class StreamRelay:
                     exc.__traceback__ = None
                     if link.disconnected and not exchange.aborted:
                         return  # (finally) the client left: we closed the upstream ourselves
-                    err, verdict = ended_early(opened, exc)
+                    err, verdict = ended_early(exchange, opened, exc)
                     nxt = None
                     if migration is not None and not exchange.aborted:
                         nxt = await migration.resume(opened, err, verdict)
@@ -297,7 +297,7 @@ class BodyRelay:
                 exchange.close(Verdict.CLIENT_GONE)
                 self.finish(Outcome(status=499, disconnected=True))
                 return
-            err, verdict = ended_early(self.opened, exc)
+            err, verdict = ended_early(exchange, self.opened, exc)
             exchange.close(verdict, err.message)
             out = Outcome(status=err.status, error=err.message)
             status, body = err.status, orjson.dumps(err.body())

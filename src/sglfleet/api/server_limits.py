@@ -20,7 +20,6 @@ arguments. The body deadline lives where the body is read (`api/body.py`).
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import resource
 import time
@@ -106,7 +105,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._dropped = 0
         self._linger_bytes = LINGER_BYTES
         self._lingering = False
-        self._lost_watch: tuple[Any, Callable[[], None]] | None = None
+        self._lost_watch: Callable[[], None] | None = None
 
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -128,21 +127,28 @@ class LimitedHttpTools(HttpToolsProtocol):
         if self._closing_after_reject and self.flow is None:  # refused in connection_made
             return
         super().connection_lost(exc)
-        watch, self._lost_watch = self._lost_watch, None
-        if watch is not None and watch[0].disconnected:  # (uvicorn: lost before the response completed)
-            watch[1]()
+        self._forget_watch()
+        callback, self._lost_watch = self._lost_watch, None
+        if callback is not None:
+            callback()
 
-    def _watch_disconnect(self, cycle: Any, callback: Callable[[], None]) -> Callable[[], None]:
-        """`callback()` once if the connection is lost before `cycle`'s response completes:
-        what a task waiting on `receive()` for "http.disconnect" learns, without the task.
-        Returns the function that cancels the watch."""
-        self._lost_watch = (cycle, callback)
+    def _watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """`callback()` once if the connection is lost while the current request is answered
+        (until the returned function is called): what a task waiting on `receive()` for
+        "http.disconnect" learns, without the task."""
+        self._lost_watch = callback
 
         def unwatch() -> None:
-            if self._lost_watch is not None and self._lost_watch[0] is cycle:
+            if self._lost_watch is callback:
                 self._lost_watch = None
 
         return unwatch
+
+    def _forget_watch(self) -> None:
+        cycle = self.cycle
+        ext = cycle.scope.get("extensions") if cycle is not None else None
+        if ext:
+            ext.pop(DISCONNECT_WATCH, None)
 
     def data_received(self, data: bytes) -> None:
         if self._closing_after_reject:  # the rest of a refused request: dropped
@@ -173,9 +179,9 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._cancel_head_timer()
         super().on_headers_complete()
         if self.cycle is not None:
-            # for api/link.py: disconnects reported by callback (a scope extension)
-            self.scope.setdefault("extensions", {})[DISCONNECT_WATCH] = functools.partial(
-                self._watch_disconnect, self.cycle)
+            # for api/link.py: disconnects reported by callback (a scope extension; taken out
+            # again when the response completes, so that scope and protocol form no cycle)
+            self.scope.setdefault("extensions", {})[DISCONNECT_WATCH] = self._watch_disconnect
         if self.cycle is not None and self.parser is not None and self._has_body():
             # the response may close the connection before the body is read (401, 413, 408):
             # uvicorn then closes at once, and the unread bytes make the kernel answer with a
@@ -197,6 +203,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
+        self._forget_watch()
         if not self._in_head and not self.transport.is_closing():
             # the response is over but its request body is not (a 413 on content-length, a 401
             # before the upload finished): do not parse the rest of it, but drop it for a moment

@@ -63,13 +63,14 @@ class UpstreamResponse(Protocol):
 
 
 class Attempt:
-    __slots__ = ("exchange", "decision", "worker", "response", "first", "verdict", "started_at",
+    # No reference back to the Exchange: a cycle per request would leave every request's
+    # objects to the garbage collector instead of reference counting (docs/performance.md).
+    __slots__ = ("observe", "decision", "worker", "response", "first", "verdict", "started_at",
                  "first_byte_at", "last_byte_at", "first_limit_s", "stall_limit_s", "total_limit_s", "complete",
-                 "expired",
-                 "waiter", "_settled")
+                 "expired", "waiter", "_settled")
 
-    def __init__(self, exchange: Exchange, decision: Decision) -> None:
-        self.exchange = exchange
+    def __init__(self, decision: Decision, observe: Callable[[str, str], None] | None = None) -> None:
+        self.observe = observe  # (worker id, verdict) -> metrics
         self.decision = decision
         w = self.worker = decision.worker
         w.inflight += 1  # counted at dispatch time
@@ -145,8 +146,8 @@ class Attempt:
         self.verdict = verdict
         self.settle()
         w = self.worker
-        if self.exchange.observe is not None:
-            self.exchange.observe(w.id, verdict.value)
+        if self.observe is not None:
+            self.observe(w.id, verdict.value)
         if verdict is Verdict.SUCCESS:
             w.breaker.record_success()
         elif verdict is Verdict.WORKER_FAULT or verdict is Verdict.DEADLINE:
@@ -186,7 +187,7 @@ class Exchange:
         self._release = release
 
     def attempt(self, decision: Decision) -> Attempt:
-        a = Attempt(self, decision)
+        a = Attempt(decision, self.observe)
         self.attempts.append(a)
         return a
 
