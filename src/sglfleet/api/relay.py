@@ -57,6 +57,23 @@ def cached_tokens_of(usage: dict[str, object]) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+_USAGE_OBJECT = re.compile(rb'"usage": ?(\{(?:[^{}"]|"[^"]*"|\{[^{}]*\})*\})')
+
+
+def usage_of(body: bytes) -> dict[str, object] | None:
+    """The usage object of a complete response: only that object is parsed (it comes last in
+    what engines send), the whole body only when it cannot be cut out."""
+    at = body.rfind(b'"usage"')
+    if at < 0:
+        return None
+    m = _USAGE_OBJECT.match(body, at)
+    try:
+        usage = orjson.loads(m.group(1)) if m else orjson.loads(body).get("usage")
+    except (orjson.JSONDecodeError, AttributeError):
+        return None
+    return usage if isinstance(usage, dict) else None
+
+
 def _headers(request_id: str, content_type: bytes, extra: dict[str, str]) -> list[tuple[bytes, bytes]]:
     h = [(b"content-type", content_type), (b"x-request-id", request_id.encode())]
     h += [(k.encode(), v.encode()) for k, v in extra.items()]
@@ -272,13 +289,13 @@ class BodyRelay:
         body = await resp.read()
         attempt.complete = True
         attempt.last_byte_at = time.monotonic()
-        if b'"usage"' in body:
+        usage = usage_of(body)
+        if usage is not None:
             try:
-                usage = orjson.loads(body).get("usage") or {}
                 out.prompt_tokens = int(usage.get("prompt_tokens") or 0)
                 out.completion_tokens = int(usage.get("completion_tokens") or 0)
                 out.cached_tokens = cached_tokens_of(usage)
-            except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
+            except (TypeError, ValueError):
                 pass
         return resp.status, body, out
 
