@@ -79,6 +79,7 @@ class Metrics:
                                 ["model", "outcome"], registry=r)
         self._by_model: dict[str, ModelMetrics] = {}
         self._verdict_children: dict[tuple[str, str, str], Any] = {}
+        self._prediction_children: dict[tuple[str, str], Any] = {}
         self._requests_children: dict[tuple[str, str, int], Any] = {}
         self._latency_children: dict[tuple[str, str], Any] = {}
 
@@ -124,7 +125,11 @@ class Metrics:
             return None
         predicted = predicted_cached_tokens(predicted_tokens, matched_chars, text_chars, prompt_tokens)
         error = abs(predicted - cached_tokens)
-        self.cache_prediction_error.labels(model, policy).observe(error)
+        key = (model, policy)
+        child = self._prediction_children.get(key)
+        if child is None:
+            child = self._prediction_children[key] = self.cache_prediction_error.labels(model, policy)
+        child.observe(error)
         return error
 
     def add_live_collector(self, collect: Callable[[], Iterable[Metric]]) -> None:
