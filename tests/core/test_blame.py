@@ -80,3 +80,24 @@ async def test_injected_5xx_on_every_worker_mostly_retried_away() -> None:
         # every try fails with p=0.6, three tries on distinct workers: ~22% expected; an ejected
         # worker must not make it worse (panic mode keeps all four in rotation)
         assert failed / n <= 0.40, failed
+
+
+async def test_a_redirecting_worker_is_a_worker_fault_and_the_redirect_is_not_followed() -> None:
+    async with gateway(2) as gw:
+        bad, good = gw.engines
+        bad.behaviour.fail_status = 308  # e.g. http:// answered by a redirect to https://
+        for stream in (False, True):
+            for _ in range(4):
+                r = await gw.chat("hi", stream=stream)
+                assert r.status_code == 200, r.text
+        assert "redirect" in gw.worker_of(bad).last_error
+        assert gw.worker_of(good).breaker.state is BreakerState.CLOSED
+        assert len(good.requests) == 8  # every request was answered by the other worker
+
+
+async def test_a_lone_redirecting_worker_gets_a_clear_502() -> None:
+    async with gateway(1) as gw:
+        gw.engines[0].behaviour.fail_status = 301
+        r = await gw.chat("hi")
+        assert r.status_code == 502
+        assert "redirect (HTTP 301)" in r.json()["error"]["message"]

@@ -5,7 +5,11 @@ back-pressure, aborts."""
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import ssl
+import subprocess
+from pathlib import Path
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -16,8 +20,9 @@ Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]
 
 
 class Server:
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
+        self.tls = tls
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
@@ -27,12 +32,12 @@ class Server:
             self.connections += 1
             try:
                 await self.handler(reader, writer)
-            except (ConnectionError, asyncio.IncompleteReadError):
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
                 pass
             finally:
                 writer.close()
 
-        self.server = await asyncio.start_server(serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=self.tls)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -42,7 +47,8 @@ class Server:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes | None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -198,3 +204,33 @@ async def test_connect_failure_and_bad_headers() -> None:
     with pytest.raises(http1.ClientError, match="line break"):
         await client.post(f"http://127.0.0.1:{port}", "/", b"", {"x-id": "a\r\nx-injected: 1"})
     await client.close()
+
+
+async def test_https_with_certificate_verification(tmp_path: Path) -> None:
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                    "-out", str(cert)], check=True, capture_output=True)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await srv.read_request(reader)
+            writer.write(ok(b"over tls"))
+
+    async with Server(handler, server_ctx) as srv:
+        untrusting = http1.Client()
+        with pytest.raises(http1.ConnectFailed, match="SSLCertVerificationError"):
+            await untrusting.post(srv.url, "/", b"", {})  # a self-signed certificate is refused
+        trusting = http1.Client()
+        trusting._ssl = ssl.create_default_context(cafile=str(cert))
+        for _ in range(2):
+            resp = await trusting.post(srv.url, "/", b"x", {})
+            assert await resp.read() == b"over tls"
+            resp.release()
+        assert srv.connections == 1  # one kept-alive connection (the refused handshake never got in)
+        assert srv.requests[0].startswith(b"POST / HTTP/1.1\r\nhost: 127.0.0.1:")
+        await trusting.close()

@@ -87,6 +87,11 @@ def map_client_error(exc: BaseException, worker: Worker) -> UpstreamError:
     return UpstreamProtocolError(f"bad response from {where}: {exc.__class__.__name__}")
 
 
+def redirected(worker: Worker, status: int) -> UpstreamProtocolError:
+    return UpstreamProtocolError(f"worker {worker.id} answered with a redirect (HTTP {status}); "
+                                 "set its url to the address it redirects to")
+
+
 def deadline_error(attempt: Attempt) -> UpstreamTimeout:
     return UpstreamTimeout(f"worker {attempt.worker.id}: {attempt.expired}")
 
@@ -172,6 +177,8 @@ class Dispatcher:
         try:
             resp = await self.client.post(w.url, path, body, upstream_headers(w.auth, rid, extra_headers))
             attempt.response = resp
+            if 300 <= resp.status < 400:  # not followed: a POST is not re-sent to an address we were not given
+                return redirected(w, resp.status)
             if resp.status >= 400:
                 data = await resp.read()
                 attempt.complete = True

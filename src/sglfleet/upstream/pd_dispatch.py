@@ -28,7 +28,7 @@ from sglfleet.metrics import Metrics
 from sglfleet.routing.pd import PDPool
 from sglfleet.upstream import http1
 from sglfleet.upstream.client import upstream_headers
-from sglfleet.upstream.dispatch import UPSTREAM_ERRORS, Opened, error_message_from, map_client_error
+from sglfleet.upstream.dispatch import UPSTREAM_ERRORS, Opened, error_message_from, map_client_error, redirected
 
 
 def bootstrap_fields(prefill: Worker, rng: random.Random) -> dict[str, object]:
@@ -52,6 +52,8 @@ class PDDispatcher:
         except UPSTREAM_ERRORS as exc:
             raise map_client_error(exc, w) from None
         attempt.response = resp
+        if 300 <= resp.status < 400:
+            raise redirected(w, resp.status)
         if resp.status >= 400:
             try:
                 data = await resp.read()
