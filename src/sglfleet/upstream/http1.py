@@ -305,6 +305,8 @@ class Client:
         """Send `body` to `base + path`; returns once the response head arrived."""
         origin = self._origins.get(base)
         if origin is None:
+            if len(self._origins) >= 1024:  # workers come and go (discovery): keep the cache bounded
+                self._origins.clear()
             origin = self._origins[base] = _origin(base)
         head = [b"POST ", origin.prefix, path.encode(), origin.head]
         for k, v in headers.items():
@@ -378,5 +380,9 @@ class Client:
 
     def _forget(self, conn: _Connection) -> None:
         conns = self._idle.get(conn.origin)
-        if conns and conn in conns:
+        if conns is None:
+            return
+        if conn in conns:
             conns.remove(conn)
+        if not conns:
+            del self._idle[conn.origin]  # (a worker gone for good leaves nothing behind)
