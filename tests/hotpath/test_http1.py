@@ -234,3 +234,72 @@ async def test_https_with_certificate_verification(tmp_path: Path) -> None:
         assert srv.connections == 1  # one kept-alive connection (the refused handshake never got in)
         assert srv.requests[0].startswith(b"POST / HTTP/1.1\r\nhost: 127.0.0.1:")
         await trusting.close()
+
+
+async def test_interim_1xx_responses_are_skipped_and_do_not_cross_requests() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        n = 0
+        while True:
+            await srv.read_request(reader)
+            n += 1
+            writer.write(b"HTTP/1.1 103 Early Hints\r\nlink: </x>; rel=preload\r\n\r\n"
+                         + ok(b"answer-%d" % n))
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        for n in (1, 2):
+            resp = await client.post(srv.url, "/", b"", {})
+            assert (resp.status, await resp.read()) == (200, b"answer-%d" % n)
+            assert "link" not in resp.headers
+            resp.release()
+        assert srv.connections == 1
+        await client.close()
+
+
+async def test_a_reset_ends_an_unframed_body_with_an_error_not_a_short_answer() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\n\r\npartial-")  # delimited by the connection's end
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")  # reset
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"", {})
+        with pytest.raises(http1.BodyError):
+            await resp.read()
+        await client.close()
+
+
+async def test_a_request_the_engine_may_have_run_is_not_sent_twice() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(ok(b"warm"))
+        await srv.read_request(reader)  # a long non-streamed generation, then the engine dies
+        await asyncio.sleep(0.5)
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        resp = await client.post(srv.url, "/", b"warm", {})
+        assert await resp.read() == b"warm"
+        resp.release()
+        with pytest.raises(http1.Disconnected):
+            await client.post(srv.url, "/", b"gen", {})
+        assert srv.requests[-1].endswith(b"gen") and len(srv.requests) == 2  # sent once
+        await client.close()
+
+
+async def test_a_protocol_switch_is_an_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await srv.read_request(reader)
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n")
+        await asyncio.sleep(0.5)
+
+    async with Server(handler) as srv:
+        client = http1.Client()
+        with pytest.raises(http1.BodyError, match="101"):
+            resp = await client.post(srv.url, "/", b"", {})
+            await resp.read()
+        await client.close()

@@ -24,6 +24,7 @@ import httptools
 # Idle connections are dropped after this long: below uvicorn's default keep-alive (5 s),
 # the server most engines use, so a reused connection is rarely one the server is closing.
 IDLE_S = 4.0
+_STALE_S = 0.25  # a reused connection lost this soon after a send was stale (the request is re-sent)
 _HIGH_WATER = 1 << 18  # buffered body bytes before the socket is paused
 _LOW_WATER = 1 << 16
 
@@ -183,7 +184,7 @@ class Response:
 
 class _Connection(asyncio.Protocol):
     __slots__ = ("client", "origin", "loop", "transport", "parser", "resp", "idle_since", "lost",
-                 "keep_alive", "_paused")
+                 "keep_alive", "_paused", "_interim", "sent_at")
 
     def __init__(self, client: Client, origin: _Origin) -> None:
         self.client = client
@@ -196,6 +197,8 @@ class _Connection(asyncio.Protocol):
         self.lost = False
         self.keep_alive = False
         self._paused = False
+        self._interim = False  # parsing a 1xx (100 Continue, 103 Early Hints): not the response
+        self.sent_at = 0.0
 
     # --- asyncio.Protocol ---
 
@@ -204,26 +207,27 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         resp = self.resp
-        if resp is None:  # bytes nobody asked for: the connection is unusable
+        if resp is None or self.parser is None:  # bytes nobody asked for: the connection is unusable
             self.abort()
             return
         resp._got_bytes = True
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:  # (a 101: no upgrades here)
             self.abort()
             resp._fail(BodyError(f"invalid HTTP response: {exc.__class__.__name__}"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
+        self.parser = None  # (it holds our bound callbacks: no cycle left for the collector)
         self.client._forget(self)
         resp, self.resp = self.resp, None
         if resp is None or resp._eof:
             return
         if not resp._head.done():
             resp._fail(Disconnected("the connection closed before the response head"))
-        elif not resp._framed:
-            resp._end()  # a body delimited by the connection's end: complete
+        elif not resp._framed and exc is None:
+            resp._end()  # a body delimited by the connection's (orderly) end: complete
         else:
             resp._fail(BodyError("the response body broke off"))
 
@@ -232,15 +236,26 @@ class _Connection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         assert self.resp is not None
         key = name.decode("latin-1").lower()
-        if key in ("content-length", "transfer-encoding"):
+        text = value.decode("latin-1")
+        if key == "content-length" or key == "transfer-encoding" and "chunked" in text.lower():
             self.resp._framed = True
-        self.resp.headers[key] = value.decode("latin-1")
+        self.resp.headers[key] = text
 
     def on_headers_complete(self) -> None:
         resp = self.resp
-        assert resp is not None
-        resp.status = self.parser.get_status_code()
-        if resp.status == 204 or resp.status == 304:
+        assert resp is not None and self.parser is not None
+        status = self.parser.get_status_code()
+        if status == 101:  # a protocol switch nobody asked for
+            self.abort()
+            resp._fail(BodyError("the engine switched protocols (HTTP 101)"))
+            return
+        if 100 <= status < 200:  # interim: the response follows on this connection
+            self._interim = True
+            resp.headers.clear()
+            resp._framed = False
+            return
+        resp.status = status
+        if status == 204 or status == 304:
             resp._framed = True
         if not resp._head.done():
             resp._head.set_result(None)
@@ -250,6 +265,10 @@ class _Connection(asyncio.Protocol):
             self.resp._feed(body)
 
     def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        assert self.parser is not None
         self.keep_alive = self.parser.should_keep_alive()
         if self.resp is not None:
             self.resp._end()
@@ -260,6 +279,7 @@ class _Connection(asyncio.Protocol):
         assert self.transport is not None
         self.resp = resp
         self.keep_alive = False
+        self.sent_at = time.monotonic()
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
@@ -325,7 +345,10 @@ class Client:
             try:
                 await resp._head
             except Disconnected:
-                if reused and not resp._got_bytes:  # a kept-alive connection the server had closed
+                # a kept-alive connection the server was closing as we sent: nothing came back and
+                # it went at once, so the request was never read. Later, the engine may have run
+                # it: not sent twice.
+                if reused and not resp._got_bytes and time.monotonic() - conn.sent_at < _STALE_S:
                     conn = None
                     continue
                 raise
