@@ -1,10 +1,11 @@
 """The HTTP/1.1 client for generation requests: keep-alive connections per worker, httptools'
 parser (llhttp, the one uvicorn uses), bodies streamed with back-pressure.
 
-Why not aiohttp here: on this path it cost 0.25 ms of CPU per non-streamed request and 14 µs
-per streamed piece (headers multidicts, timer handles, payload registry, the stream reader
-layers); this client costs 0.05 ms and ~3 µs (docs/performance.md). It does only what the
-request core needs: POST a body, read the head, read the body piece by piece or whole, abort.
+Why not aiohttp here: measured alone (benchmarks/overhead/clients.py), aiohttp costs 0.28 ms
+of CPU per non-streamed request and 0.73 ms per 32-token stream (multidict headers, timer
+handles, the payload registry, the stream reader layers), pyreqwest 0.18 / 0.49 ms, this client
+0.07 / 0.47 ms. It does only what the request core needs: POST a body, read the head, read the
+body piece by piece or whole, abort.
 Timeouts are not its business: the fleet's deadline ticker expires attempts and `close()`s
 their responses (core/exchange.py); only connecting is bounded here. Health checks and other
 control-plane requests keep using aiohttp.
@@ -25,8 +26,7 @@ import httptools
 # the server most engines use, so a reused connection is rarely one the server is closing.
 IDLE_S = 4.0
 _STALE_S = 0.25  # a reused connection lost this soon after a send was stale (the request is re-sent)
-_HIGH_WATER = 1 << 18  # buffered body bytes before the socket is paused
-_LOW_WATER = 1 << 16
+_HIGH_WATER = 1 << 18  # buffered body bytes before the socket is paused (resumed once read)
 
 
 class ClientError(Exception):
