@@ -9,7 +9,7 @@ access log all live there); `RelayAdapter` runs it with a `send` that rewrites t
   `response.created`), `feed()` per piece, `close()` at the end;
 - `whole`: one function turns a complete upstream body (status, bytes) into the response body.
 
-The same job as `ollama_stream.OllamaAdapter`, with the output format left to the converter.
+The Ollama API uses it too (`ollama_stream.ollama_adapter`), with NDJSON as the stream type.
 """
 
 from __future__ import annotations
@@ -134,13 +134,14 @@ class RelayAdapter:
     body (`whole`)."""
 
     def __init__(self, relay: ASGIApp, *, stream: SSEConverter | None = None, whole: Whole | None = None,
-                 content_type: bytes = b"application/json") -> None:
+                 content_type: bytes = b"application/json", stream_type: bytes = b"text/event-stream") -> None:
         if (stream is None) == (whole is None):
             raise ValueError("either a stream converter or a body converter")
         self.relay = relay
         self.conv = stream
         self.convert = whole
         self.content_type = content_type
+        self.stream_type = stream_type
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         started: Message | None = None
@@ -152,7 +153,7 @@ class RelayAdapter:
             if message["type"] == "http.response.start":
                 started = message
                 if conv is not None:
-                    await send(response_start(message, b"text/event-stream", None))
+                    await send(response_start(message, self.stream_type, None))
                     head = conv.head()
                     if head:
                         await send({"type": "http.response.body", "body": head, "more_body": True})

@@ -12,7 +12,7 @@ Open WebUI, Continue, the `ollama` Python/JS clients, bots) switch servers witho
     POST /api/embeddings    legacy single-prompt form of /api/embed
 
 Generation goes through `openai.forward` — the same dispatcher, retries, limits, metrics and
-access log as /v1 — and `ollama_stream.OllamaAdapter` rewrites the relayed bytes. Errors are
+access log as /v1 — and `ollama_stream.ollama_adapter` rewrites the relayed bytes. Errors are
 Ollama's `{"error": "..."}` with the gateway's status codes. Model names resolve through the
 registry, so `qwen3.6:35b-a3b` listed as an alias reaches `qwen3.6-35b-a3b`.
 """
@@ -38,7 +38,7 @@ from sglfleet.api.ollama_meta import (
     ModelMeta,
     now_rfc3339,
 )
-from sglfleet.api.ollama_stream import Converter, OllamaAdapter, embedding_response, ndjson
+from sglfleet.api.ollama_stream import Converter, embedding_response, ndjson, ollama_adapter
 from sglfleet.api.ollama_translate import (
     ChatRequest,
     EmbedRequest,
@@ -214,8 +214,8 @@ async def _generate(request: Request, fleet: Fleet, pool: ModelPool, body: dict[
     ctx = RouteContext(text=text, routing_key=request.headers.get(gw.routing_key_header))
     relay = await forward(request, fleet, pool, body, path, endpoint, ctx, conv.t0)
     if body["stream"]:
-        return OllamaAdapter(relay, stream=conv)
-    return OllamaAdapter(relay, whole=conv.whole)
+        return ollama_adapter(relay, stream=conv)
+    return ollama_adapter(relay, whole=conv.whole)
 
 
 async def _embed(request: Request, fleet: Fleet, model: str, inputs: list[str], t0: float,
@@ -239,7 +239,7 @@ async def embed(request: Request) -> Any:
     inputs = [req.input] if isinstance(req.input, str) else list(req.input)
     extra = {"dimensions": req.dimensions} if req.dimensions else {}
     relay = await _embed(request, fleet, req.model, inputs, t0, extra)
-    return OllamaAdapter(relay, whole=_embedding_response(req.model, t0, legacy=False))
+    return ollama_adapter(relay, whole=_embedding_response(req.model, t0, legacy=False))
 
 
 @ollama_errors
@@ -248,7 +248,7 @@ async def embeddings(request: Request) -> Any:
     fleet = _authorized_fleet(request)
     req: LegacyEmbeddingsRequest = await _body(request, fleet, LegacyEmbeddingsRequest)
     relay = await _embed(request, fleet, req.model, [req.prompt], t0, {})
-    return OllamaAdapter(relay, whole=_embedding_response(req.model, t0, legacy=True))
+    return ollama_adapter(relay, whole=_embedding_response(req.model, t0, legacy=True))
 
 
 async def unsupported(request: Request) -> Response:

@@ -1,7 +1,7 @@
 """OpenAI responses -> Ollama responses: SSE events become NDJSON lines, a complete
 chat.completion becomes one Ollama object.
 
-`OllamaAdapter` wraps the gateway's own relay (the ASGI app `openai.forward` returns) and
+`ollama_adapter` wraps the gateway's own relay (the ASGI app `openai.forward` returns) and
 rewrites what it sends, so dispatch, retries, limits, disconnect handling, metrics and the
 access log stay exactly those of /v1. Stream rules (Ollama's):
 
@@ -16,20 +16,17 @@ access log stay exactly those of /v1. Stream rules (Ollama's):
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
-from sglfleet.api.adapter import response_start, sse_objects
+from sglfleet.api.adapter import ASGIApp, RelayAdapter, sse_objects
 from sglfleet.api.ollama_meta import now_rfc3339
 
-Message = MutableMapping[str, Any]
-Send = Callable[[Message], Awaitable[None]]
-Receive = Callable[[], Awaitable[Message]]
-ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 Kind = Literal["chat", "generate"]
 
 _DONE_REASONS = {"stop": "stop", "length": "length", "tool_calls": "stop", "content_filter": "stop"}
@@ -98,6 +95,9 @@ class Converter:
     _calls: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     # -- streaming ------------------------------------------------------------------------
+    def head(self) -> bytes:
+        return b""  # Ollama streams start with the first content line
+
 
     def feed(self, piece: bytes) -> bytes:
         buf = self._buf + piece  # only an unfinished event is carried over: stays small
@@ -261,57 +261,23 @@ def embedding_response(model: str, t0: float, data: dict[str, Any], *, legacy: b
 Whole = Callable[[dict[str, Any]], dict[str, Any]]
 
 
-class OllamaAdapter:
-    """Runs the gateway's relay with a `send` that rewrites SSE into NDJSON (`stream`) or one
-    OpenAI JSON body into one Ollama JSON body (`whole`)."""
+def ollama_adapter(relay: ASGIApp, *, stream: Converter | None = None, whole: Whole | None = None) -> RelayAdapter:
+    """The gateway's relay rewritten into NDJSON lines (`stream`) or one OpenAI JSON body into
+    one Ollama JSON body (`whole`)."""
+    if stream is not None:
+        return RelayAdapter(relay, stream=stream, stream_type=b"application/x-ndjson")
+    assert whole is not None, "either a stream converter or a body converter"
+    return RelayAdapter(relay, whole=functools.partial(_whole, whole))
 
-    def __init__(self, relay: ASGIApp, *, stream: Converter | None = None,
-                 whole: Whole | None = None) -> None:
-        assert (stream is None) != (whole is None), "either a stream converter or a body converter"
-        self.relay = relay
-        self.conv = stream
-        self.convert = whole
-        self.stream = stream is not None
 
-    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
-        started: Message | None = None
-        chunks: list[bytes] = []
-
-        async def rewrite(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = message
-                if self.stream:
-                    await send(response_start(message, b"application/x-ndjson", None))
-                return
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            body, more = message.get("body", b""), message.get("more_body", False)
-            if self.conv is not None:
-                out = self.conv.feed(body) + (b"" if more else self.conv.close())
-                if out or not more:
-                    await send({"type": "http.response.body", "body": out, "more_body": more})
-                return
-            chunks.append(body)
-            if more:
-                return
-            assert started is not None
-            status, out = self._whole(started["status"], b"".join(chunks))
-            await send(response_start({**started, "status": status}, b"application/json", len(out)))
-            await send({"type": "http.response.body", "body": out, "more_body": False})
-
-        await self.relay(scope, receive, rewrite)
-
-    def _whole(self, status: int, body: bytes) -> tuple[int, bytes]:
-        if status >= 400:
-            return status, ndjson({"error": _error_message(body, status)})
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return 502, ndjson({"error": "the engine returned a body that is not JSON"})
-        if not isinstance(data, dict):
-            return 502, ndjson({"error": "the engine returned an unexpected JSON body"})
-        assert self.convert is not None
-        return 200, ndjson(self.convert(data))
+def _whole(convert: Whole, status: int, body: bytes) -> tuple[int, bytes]:
+    if status >= 400:
+        return status, ndjson({"error": _error_message(body, status)})
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return 502, ndjson({"error": "the engine returned a body that is not JSON"})
+    if not isinstance(data, dict):
+        return 502, ndjson({"error": "the engine returned an unexpected JSON body"})
+    return 200, ndjson(convert(data))
 
