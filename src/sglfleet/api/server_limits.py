@@ -145,8 +145,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         return unwatch
 
     def _forget_watch(self) -> None:
-        cycle = self.cycle
-        ext = cycle.scope.get("extensions") if cycle is not None else None
+        ext = self.cycle.scope.get("extensions") if self.cycle is not None else None
         if ext:
             ext.pop(DISCONNECT_WATCH, None)
 

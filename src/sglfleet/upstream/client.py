@@ -1,5 +1,6 @@
-"""The control-plane HTTP client to engines (health, heartbeats, sleep, loads): one aiohttp
-session. Generation requests go through upstream/http1.py."""
+"""What every request to an engine shares: the headers (`upstream_headers`, generation and
+control plane alike) and the control-plane client (health, heartbeats, sleep, loads), one
+aiohttp session. Generation requests go through upstream/http1.py."""
 
 from __future__ import annotations
 
