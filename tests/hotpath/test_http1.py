@@ -9,8 +9,8 @@ import shutil
 import socket
 import ssl
 import subprocess
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +49,16 @@ class Server:
         assert self.server is not None
         scheme = "https" if self.tls else "http"
         return f"{scheme}://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    @classmethod
+    def answering(cls, raw: bytes) -> Server:
+        """A server that reads one request, answers with `raw` and closes."""
+        async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await srv.read_request(reader)
+            writer.write(raw)
+
+        srv = cls(handler)
+        return srv
 
     async def read_request(self, reader: asyncio.StreamReader) -> bytes | None:
         head = await reader.readuntil(b"\r\n\r\n")
@@ -126,11 +136,7 @@ async def test_chunked_stream_arrives_piece_by_piece() -> None:
 
 
 async def test_a_body_that_breaks_off_is_an_error() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await srv.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b")
-
-    async with Server(handler) as srv:
+    async with Server.answering(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly ten b") as srv:
         client = http1.Client()
         resp = await client.post(srv.url, "/", b"", {})
         with pytest.raises(http1.BodyError):
@@ -139,11 +145,7 @@ async def test_a_body_that_breaks_off_is_an_error() -> None:
 
 
 async def test_a_body_ended_by_the_connection_is_complete() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await srv.read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it")
-
-    async with Server(handler) as srv:
+    async with Server.answering(b"HTTP/1.1 200 OK\r\nconnection: close\r\n\r\nall of it") as srv:
         client = http1.Client()
         resp = await client.post(srv.url, "/", b"", {})
         assert await resp.read() == b"all of it"
