@@ -11,7 +11,6 @@ from typing import Any
 
 from sglfleet.upstream.http1 import Response
 
-
 # A scope extension of the gateway's HTTP protocol (api/server_limits.py): `watch(callback)`
 # calls back once when the client's connection is lost before the response completed, and
 # returns the function that cancels the watch.
