@@ -63,8 +63,14 @@ class Fleet:
         self.virtual: dict[str, TaskRouter] = {v.name.casefold(): TaskRouter(v, self.ask_model) for v in cfg.routes}
         self._tick: asyncio.Task[None] | None = None
         self._deadlines: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop it serves on, once started
         self.metrics.add_live_collector(lambda: registry_gauges(self.registry))
         self.metrics.add_live_collector(lambda: memory_gauges(self.memory, cfg.gateway.memory))
+
+    def current_task(self) -> asyncio.Task[Any] | None:
+        """asyncio.current_task(), without its running-loop lookup (a getpid() syscall per call
+        on Python 3.11) once the fleet knows its loop."""
+        return asyncio.current_task(self.loop) or asyncio.current_task()
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -82,6 +88,7 @@ class Fleet:
         return self._pd_dispatcher
 
     async def start(self, *, wait: bool = True) -> None:
+        self.loop = asyncio.get_running_loop()
         self._session = make_session()
         self._client = http1.Client(connect_timeout_s=self.cfg.gateway.timeouts.connect_s)
         self._dispatcher = Dispatcher(self._client, self.cfg.gateway, self.metrics, verify=self.verify_worker)

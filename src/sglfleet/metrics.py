@@ -16,6 +16,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from sglfleet.loop_metrics import LoopCounter, LoopHistogram
+
 if TYPE_CHECKING:
     from sglfleet.routing.registry import Registry
 
@@ -43,30 +45,31 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self.requests = Counter("sglfleet_requests", "Requests finished, by model, endpoint and HTTP status",
-                                ["model", "endpoint", "status"], registry=r)
-        self.latency = Histogram("sglfleet_request_duration_seconds", "Request duration (to last byte)",
-                                 ["model", "endpoint"], buckets=LATENCY_BUCKETS, registry=r)
-        self.ttft = Histogram("sglfleet_time_to_first_token_seconds", "Streaming time to first content chunk",
-                              ["model"], buckets=TTFT_BUCKETS, registry=r)
-        self.tokens = Counter("sglfleet_tokens", "Tokens by model and kind (prompt|completion)",
-                              ["model", "kind"], registry=r)
+        # updated on every request: lock-free families (loop_metrics.py); the rest are rare
+        self.requests = LoopCounter("sglfleet_requests", "Requests finished, by model, endpoint and HTTP status",
+                                    ["model", "endpoint", "status"], r)
+        self.latency = LoopHistogram("sglfleet_request_duration_seconds", "Request duration (to last byte)",
+                                     ["model", "endpoint"], r, buckets=LATENCY_BUCKETS)
+        self.ttft = LoopHistogram("sglfleet_time_to_first_token_seconds", "Streaming time to first content chunk",
+                                  ["model"], r, buckets=TTFT_BUCKETS)
+        self.tokens = LoopCounter("sglfleet_tokens", "Tokens by model and kind (prompt|completion)",
+                                  ["model", "kind"], r)
         self.retries = Counter("sglfleet_retries", "Attempts retried on another worker", ["model"], registry=r)
         self.upstream_errors = Counter("sglfleet_upstream_errors", "Failed upstream attempts",
                                        ["model", "worker", "kind"], registry=r)
         self.disconnects = Counter("sglfleet_client_disconnects", "Clients gone before the response ended",
                                    ["model"], registry=r)
-        self.cache_lookups = Counter("sglfleet_cache_aware_lookups", "cache_aware routing decisions",
-                                     ["model", "result"], registry=r)
-        self.cache_prediction_error = Histogram(
+        self.cache_lookups = LoopCounter("sglfleet_cache_aware_lookups", "cache_aware routing decisions",
+                                         ["model", "result"], r)
+        self.cache_prediction_error = LoopHistogram(
             "sglfleet_cache_prediction_error_tokens",
             "|cached prompt tokens the routing policy predicted - those the engine reported|",
-            ["model", "policy"], buckets=PREDICTION_ERROR_BUCKETS, registry=r)
+            ["model", "policy"], r, buckets=PREDICTION_ERROR_BUCKETS)
         self.route_decisions = Counter("sglfleet_route_decisions", "Task-route classifications",
                                        ["virtual_model", "route", "target"], registry=r)
-        self.verdicts = Counter("sglfleet_attempt_verdicts", "Attempts closed, by verdict (success, worker_fault, "
-                                "request_fault, client_gone, deadline): what each worker was blamed for",
-                                ["model", "worker", "verdict"], registry=r)
+        self.verdicts = LoopCounter("sglfleet_attempt_verdicts", "Attempts closed, by verdict (success, "
+                                    "worker_fault, request_fault, client_gone, deadline): what each worker was "
+                                    "blamed for", ["model", "worker", "verdict"], r)
         self.panic_routes = Counter("sglfleet_panic_routes", "Requests routed while every worker of the model was "
                                     "ejected (panic mode)", ["model"], registry=r)
         self.migrations = Counter("sglfleet_migrations", "Streams whose worker failed mid-stream, by outcome "

@@ -60,6 +60,7 @@ class GatewayApp:
             return
         rid = assign_request_id(scope)
         scope["app"] = self.app
+        scope[openai.FLEET] = self.app.state.fleet
         request = Request(scope, receive)
         try:
             response = await handler(request)

@@ -32,8 +32,23 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
                 raise BodyTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
         except ValueError:
             raise BadRequest("invalid Content-Length header") from None
-    chunks: list[bytes] = []
-    size = 0
+    ext = request.scope.get("extensions")
+    if ext and ext.get(BODY_COMPLETE):  # the server holds the whole body: no wait, no deadline
+        message = await request.receive()
+        if message["type"] != "http.request":
+            raise UploadAborted("the client closed the connection after sending the request body")
+        if not message.get("more_body", False):
+            body: bytes = message.get("body", b"")
+            if len(body) > limit:
+                raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+            request.scope[BODY_READ] = True
+            return body
+        return await _read_rest(request, [message.get("body", b"")], limit, timeout_s)
+    return await _read_rest(request, [], limit, timeout_s)
+
+
+async def _read_rest(request: Request, chunks: list[bytes], limit: int, timeout_s: float | None) -> bytes:
+    size = sum(len(c) for c in chunks)
     try:
         async with asyncio.timeout(timeout_s):
             async for chunk in request.stream():
@@ -52,6 +67,9 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
 
 
 BODY_READ = "sglfleet.body_read"  # scope key: the request body was read to its end
+# A scope extension set by the gateway's HTTP protocol (api/server_limits.py) once the request
+# message is complete: the body is all in the server's buffer, one receive() returns it.
+BODY_COMPLETE = "sglfleet.body_complete"
 
 
 def body_left_unread(request: Request) -> bool:

@@ -19,10 +19,11 @@ Watch = Callable[[Callable[[], None]], Callable[[], None]]
 
 
 class ClientLink:
-    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], watch: Watch | None = None) -> None:
+    def __init__(self, receive: Callable[[], Awaitable[dict[str, Any]]], watch: Watch | None = None,
+                 waiter: asyncio.Task[Any] | None = None) -> None:
         self.disconnected = False
         self._resp: Response | None = None
-        self._waiter = asyncio.current_task()
+        self._waiter = waiter or asyncio.current_task()  # (the request's task: cancelled on a disconnect)
         self._task: asyncio.Future[None] | None = None
         self._unwatch: Callable[[], None] | None = None
         if watch is not None:  # the server tells us: no task per request
@@ -31,9 +32,10 @@ class ClientLink:
             self._task = asyncio.ensure_future(self._watch(receive))
 
     @classmethod
-    def of(cls, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]]) -> ClientLink:
+    def of(cls, scope: dict[str, Any], receive: Callable[[], Awaitable[dict[str, Any]]],
+           waiter: asyncio.Task[Any] | None = None) -> ClientLink:
         ext = scope.get("extensions")
-        return cls(receive, ext.get(DISCONNECT_WATCH) if ext else None)
+        return cls(receive, ext.get(DISCONNECT_WATCH) if ext else None, waiter)
 
     async def _watch(self, receive: Callable[[], Awaitable[dict[str, Any]]]) -> None:
         while True:

@@ -3,6 +3,7 @@ streams): request ids on every response, taken from the client when well-formed.
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -16,6 +17,18 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _SAFE_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 _RID_HEADERS = (b"x-request-id", b"x-correlation-id")
+# New ids: 16 random hex digits per process, then a counter (unique, not secret; one
+# getrandom syscall per process instead of one per request)
+_RID_PREFIX = os.urandom(8).hex()
+_rid_counter = itertools.count(1)
+
+
+def _new_rid_prefix() -> None:  # a forked child must not repeat its parent's ids
+    global _RID_PREFIX, _rid_counter
+    _RID_PREFIX, _rid_counter = os.urandom(8).hex(), itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_new_rid_prefix)
 
 
 def assign_request_id(scope: Scope) -> str:
@@ -27,7 +40,7 @@ def assign_request_id(scope: Scope) -> str:
             rid = value.decode()
             break
     if rid is None:
-        rid = os.urandom(16).hex()
+        rid = f"{_RID_PREFIX}{next(_rid_counter):016x}"
     scope.setdefault("state", {})["request_id"] = rid
     return rid
 

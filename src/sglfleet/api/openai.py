@@ -42,8 +42,12 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(data), status, headers=headers, media_type="application/json")
 
 
+FLEET = "sglfleet.fleet"  # scope key: set by GatewayApp on the generation routes
+
+
 def fleet_of(request: Request) -> Fleet:
-    return request.app.state.fleet  # type: ignore[no-any-return]
+    fleet = request.scope.get(FLEET)
+    return fleet if fleet is not None else request.app.state.fleet  # type: ignore[no-any-return]
 
 
 def request_id(request: Request) -> str:
@@ -189,9 +193,9 @@ async def _forward(request: Request, fleet: Fleet, pool: Pool, data: dict[str, A
     client_model = data["model"]
     stream, include_usage = prepare_upstream(pool, data)
     exchange = Exchange(rid, pool.name, registry=fleet.exchanges, t0=t0)
-    exchange.task = asyncio.current_task()
+    exchange.task = fleet.current_task()
     exchange.observe = functools.partial(fleet.metrics.observe_verdict, pool.name)
-    link = ClientLink.of(request.scope, request.receive)  # a client leaving cancels whatever we wait for below
+    link = ClientLink.of(request.scope, request.receive, exchange.task)  # a client leaving cancels what we wait for
     try:
         await (hold.wait() if hold is not None else pool.ensure_ready())
         await pool.limiter.acquire()

@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from sglfleet.api.body import BODY_COMPLETE
 from sglfleet.api.link import DISCONNECT_WATCH
 from sglfleet.config import ServerLimits
 from sglfleet.core.errors import error_body
@@ -159,18 +160,18 @@ class LimitedHttpTools(HttpToolsProtocol):
             if not self._in_head:
                 super().data_received(data)
                 return
-            if self._head_timer is None:
-                self._unset_keepalive_if_required()
-                self._arm_head_timer()
             room = self.max_header_bytes - self._head_bytes
             part, data = data[:room], data[room:]
             self._head_bytes += len(part)
             super().data_received(part)
             if self.transport.is_closing() or self.parser is None:
                 return
-            if self._in_head and self._head_bytes >= self.max_header_bytes:
-                self._reject_head()
-                return
+            if self._in_head and self._head_bytes:  # a head begun and not complete
+                if self._head_bytes >= self.max_header_bytes:
+                    self._reject_head()
+                    return
+                if self._head_timer is None:  # (a head that arrives whole never arms one)
+                    self._arm_head_timer()
 
     # parser callbacks
     def on_headers_complete(self) -> None:
@@ -200,6 +201,11 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._in_head = True
         self._head_bytes = 0
         super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body and not cycle.response_complete:
+            ext = cycle.scope.get("extensions")
+            if ext is not None:  # for api/body.py: one receive() returns the whole body at once
+                ext[BODY_COMPLETE] = True
 
     def on_response_complete(self) -> None:
         self._forget_watch()

@@ -124,6 +124,7 @@ class Dispatcher:
         mm = self.metrics.model(pool.name)
         limits = pool.deadlines
         last: UpstreamError | None = None
+        waiter = exchange.task or asyncio.current_task()  # (the task that waits for the engine)
         for n in range(retry.max_attempts):
             try:
                 decision = pool.select(ctx)
@@ -138,6 +139,7 @@ class Dispatcher:
             attempt = exchange.attempt(decision)
             limits.apply(attempt, stream=stream)
             w = decision.worker
+            attempt.waiter = waiter
             err = await self._try(attempt, path, body, exchange.request_id, stream, extra_headers)
             if err is None:
                 assert attempt.response is not None
@@ -173,7 +175,6 @@ class Dispatcher:
                    extra_headers: dict[str, str] | None) -> UpstreamError | None:
         """Send and wait for the first byte; None when the response is open."""
         w = attempt.worker
-        attempt.waiter = asyncio.current_task()
         try:
             resp = await self.client.post(w.url, path, body, upstream_headers(w.auth, rid, extra_headers))
             attempt.response = resp
