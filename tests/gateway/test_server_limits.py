@@ -191,6 +191,32 @@ def test_socket_that_never_sends_is_closed(gw: GatewayProc) -> None:
     s.close()
 
 
+
+def test_second_head_trickled_on_a_kept_alive_connection_is_closed(gw: GatewayProc) -> None:
+    """The head deadline also holds for the next request on a kept-alive connection (the
+    timer is armed by a head left incomplete, not by the connection)."""
+    s = _connect(gw)
+    s.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+    assert _read_response(s)[0] == 200
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\n")
+    s.settimeout(0.5)
+    t0 = time.monotonic()
+    closed = False
+    while time.monotonic() - t0 < HEADER_TIMEOUT_S + 15:
+        try:  # a byte every half second: the keep-alive timer never fires, the head never ends
+            s.send(b"x")
+            if s.recv(65536) == b"":
+                closed = True
+                break
+        except TimeoutError:
+            continue
+        except OSError:
+            closed = True
+            break
+    s.close()
+    assert closed, "a head trickled on a kept-alive connection was never cut off"
+
+
 # -- request body ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/api/chat"])
@@ -221,6 +247,24 @@ def test_chunked_body_that_never_ends_gets_408(gw: GatewayProc, path: str) -> No
         assert "did not arrive within 1.5 s" in orjson.loads(body)["error"]
     assert _closed_by_server(s, 10)
     s.close()
+
+
+
+def test_body_sent_after_the_head_in_a_later_packet_is_read(gw: GatewayProc) -> None:
+    """A body that is not in the server's buffer with the head is waited for (the path with a
+    deadline), then answered normally."""
+    body = orjson.dumps(BODY)
+    s = _connect(gw)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+              b"content-length: %d\r\n\r\n" % len(body))
+    time.sleep(0.3)
+    s.sendall(body[:10])
+    time.sleep(0.2)
+    s.sendall(body[10:])
+    status, _, answer = _read_response(s)
+    s.close()
+    assert status == 200, answer
+    assert orjson.loads(answer)["choices"][0]["message"]["content"]
 
 
 def test_answer_before_the_body_ends_closes_the_connection(gw: GatewayProc) -> None:
