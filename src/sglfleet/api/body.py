@@ -12,10 +12,15 @@ from starlette.requests import ClientDisconnect, Request
 from sglfleet.core.errors import BadRequest, BodyTooLarge, InvalidJSON, RequestTimeout, UploadAborted
 
 
+_KEYS: dict[str, bytes] = {}  # header name -> its lower-case bytes (a handful of names)
+
+
 def header(request: Request, name: str) -> str | None:
     """One request header, read from the scope (names are lower-case there) without building
     Starlette's Headers: the generation routes read two or three per request."""
-    key = name.lower().encode("latin-1")
+    key = _KEYS.get(name)
+    if key is None:
+        key = _KEYS[name] = name.lower().encode("latin-1")
     for k, v in request.scope["headers"]:
         if k == key:
             return v.decode("latin-1")
