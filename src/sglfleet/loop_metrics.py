@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
 
@@ -47,7 +48,7 @@ class HistogramChild:
         self.sum += value
 
 
-class _Family:
+class _Family(Collector):
     def __init__(self, name: str, doc: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
         self.name = name
         self.doc = doc
@@ -65,6 +66,9 @@ class _Family:
         return child
 
     def _new(self) -> CounterChild | HistogramChild:
+        raise NotImplementedError
+
+    def collect(self) -> Iterable[Metric]:
         raise NotImplementedError
 
     def describe(self) -> Iterable[Metric]:
@@ -107,9 +111,10 @@ class LoopHistogram(_Family):
         for key, child in list(self._children.items()):
             assert isinstance(child, HistogramChild)
             running, buckets = 0, []
-            for le, count in zip(self._les, list(child.counts)):
+            for le, count in zip(self._les, list(child.counts), strict=True):
                 running += count
                 buckets.append((le, float(running)))
             family.add_metric(key, buckets, child.sum)
-            family.samples.append(Sample(self.name + "_created", dict(zip(self.labelnames, key)), child.created))
+            labels = dict(zip(self.labelnames, key, strict=True))
+            family.samples.append(Sample(self.name + "_created", labels, child.created))
         yield family

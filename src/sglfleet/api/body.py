@@ -11,7 +11,6 @@ from starlette.requests import ClientDisconnect, Request
 
 from sglfleet.core.errors import BadRequest, BodyTooLarge, InvalidJSON, RequestTimeout, UploadAborted
 
-
 _KEYS: dict[str, bytes] = {}  # header name -> its lower-case bytes (a handful of names)
 
 
