@@ -267,6 +267,22 @@ def test_body_sent_after_the_head_in_a_later_packet_is_read(gw: GatewayProc) -> 
     assert orjson.loads(answer)["choices"][0]["message"]["content"]
 
 
+
+def test_pipelined_request_whose_body_comes_later_is_answered(gw: GatewayProc) -> None:
+    """Two requests pipelined, the second one's body in a later packet: the head already parsed
+    and the body not yet read belong to the queued request, not to the one answered first."""
+    body = orjson.dumps(BODY)
+    head = (b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n" % len(body))
+    s = _connect(gw)
+    s.sendall(head + body + head)
+    time.sleep(0.5)  # the first answer goes out while the second body is still missing
+    s.sendall(body)
+    answers = [_read_response(s), _read_response(s)]
+    s.close()
+    assert [a[0] for a in answers] == [200, 200], answers
+
+
 def test_answer_before_the_body_ends_closes_the_connection(gw: GatewayProc) -> None:
     """A route that answers without reading the body (here /health; also a 401 before an
     upload): the connection closes instead of parsing a body that may never end."""

@@ -107,6 +107,7 @@ class LimitedHttpTools(HttpToolsProtocol):
         self._linger_bytes = LINGER_BYTES
         self._lingering = False
         self._lost_watch: Callable[[], None] | None = None
+        self._running_scope: dict[str, Any] | None = None  # the request whose ASGI task runs
 
     # connection
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -146,9 +147,16 @@ class LimitedHttpTools(HttpToolsProtocol):
         return unwatch
 
     def _forget_watch(self) -> None:
-        ext = self.cycle.scope.get("extensions") if self.cycle is not None else None
+        # the scope of the request being answered: with pipelining, `self.cycle` may already be
+        # the next request's
+        scope, self._running_scope = self._running_scope, None
+        ext = scope.get("extensions") if scope is not None else None
         if ext:
             ext.pop(DISCONNECT_WATCH, None)
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        self._running_scope = cycle.scope
+        super()._start_asgi_task(cycle, app)
 
     def data_received(self, data: bytes) -> None:
         if self._closing_after_reject:  # the rest of a refused request: dropped
@@ -209,7 +217,9 @@ class LimitedHttpTools(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         self._forget_watch()
-        if not self._in_head and not self.transport.is_closing():
+        # (with a pipelined request queued, the head just parsed and its unread body are that
+        # request's: the one answered was read to its end)
+        if not self._in_head and not self.pipeline and not self.transport.is_closing():
             # the response is over but its request body is not (a 413 on content-length, a 401
             # before the upload finished): do not parse the rest of it, but drop it for a moment
             # (a lingering close, as nginx does) so the client finishes writing and reads the
