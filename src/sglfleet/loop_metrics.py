@@ -15,10 +15,17 @@ from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 
 from prometheus_client import CollectorRegistry
+from prometheus_client import metrics as prometheus_metrics
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 from prometheus_client.utils import floatToGoString
+
+
+def _created() -> bool:
+    """prometheus_client's switch for `_created` series (PROMETHEUS_DISABLE_CREATED_SERIES,
+    `disable_created_metrics()`), read at scrape time like its own metrics do."""
+    return bool(prometheus_metrics._use_created)
 
 
 class CounterChild:
@@ -44,7 +51,8 @@ class HistogramChild:
         self.created = time.time()
 
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
+        if value == value:  # (NaN: in the sum only, as prometheus_client does)
+            self.counts[bisect_left(self.bounds, value)] += 1  # le: value <= bound
         self.sum += value
 
 
@@ -87,7 +95,7 @@ class LoopCounter(_Family):
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
         for key, child in list(self._children.items()):
-            family.add_metric(key, child.value, created=child.created)  # type: ignore[union-attr]
+            family.add_metric(key, child.value, created=child.created if _created() else None)  # type: ignore[union-attr]
         yield family
 
 
@@ -97,6 +105,8 @@ class LoopHistogram(_Family):
     def __init__(self, name: str, doc: str, labelnames: Sequence[str], registry: CollectorRegistry, *,
                  buckets: Sequence[float]) -> None:
         self.bounds = tuple(float(b) for b in buckets if b != float("inf"))
+        if list(self.bounds) != sorted(set(self.bounds)):
+            raise ValueError(f"{name}: buckets must be in increasing order")
         self._les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
         super().__init__(name, doc, labelnames, registry)
 
@@ -115,6 +125,7 @@ class LoopHistogram(_Family):
                 running += count
                 buckets.append((le, float(running)))
             family.add_metric(key, buckets, child.sum)
-            labels = dict(zip(self.labelnames, key, strict=True))
-            family.samples.append(Sample(self.name + "_created", labels, child.created))
+            if _created():
+                labels = dict(zip(self.labelnames, key, strict=True))
+                family.samples.append(Sample(self.name + "_created", labels, child.created))
         yield family
