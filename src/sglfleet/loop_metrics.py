@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client import metrics as prometheus_metrics
@@ -56,15 +57,18 @@ class HistogramChild:
         self.sum += value
 
 
-class _Family(Collector):
+Child = TypeVar("Child", CounterChild, HistogramChild)
+
+
+class _Family(Collector, Generic[Child]):
     def __init__(self, name: str, doc: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
         self.name = name
         self.doc = doc
         self.labelnames = tuple(labelnames)
-        self._children: dict[tuple[str, ...], CounterChild | HistogramChild] = {}
+        self._children: dict[tuple[str, ...], Child] = {}
         registry.register(self)
 
-    def _child(self, values: tuple[object, ...]) -> CounterChild | HistogramChild:
+    def labels(self, *values: object) -> Child:
         key = tuple(str(v) for v in values)
         if len(key) != len(self.labelnames):
             raise ValueError(f"{self.name}: expected labels {self.labelnames}, got {key}")
@@ -73,7 +77,7 @@ class _Family(Collector):
             child = self._children[key] = self._new()
         return child
 
-    def _new(self) -> CounterChild | HistogramChild:
+    def _new(self) -> Child:
         raise NotImplementedError
 
     def collect(self) -> Iterable[Metric]:
@@ -83,11 +87,8 @@ class _Family(Collector):
         return self.collect()
 
 
-class LoopCounter(_Family):
+class LoopCounter(_Family[CounterChild]):
     """A labelled counter (`<name>_total`, `<name>_created`) updated from one thread."""
-
-    def labels(self, *values: object) -> CounterChild:
-        return self._child(values)  # type: ignore[return-value]
 
     def _new(self) -> CounterChild:
         return CounterChild()
@@ -95,11 +96,11 @@ class LoopCounter(_Family):
     def collect(self) -> Iterable[Metric]:
         family = CounterMetricFamily(self.name, self.doc, labels=self.labelnames)
         for key, child in list(self._children.items()):
-            family.add_metric(key, child.value, created=child.created if _created() else None)  # type: ignore[union-attr]
+            family.add_metric(key, child.value, created=child.created if _created() else None)
         yield family
 
 
-class LoopHistogram(_Family):
+class LoopHistogram(_Family[HistogramChild]):
     """A labelled histogram (`_bucket`, `_count`, `_sum`, `_created`) updated from one thread."""
 
     def __init__(self, name: str, doc: str, labelnames: Sequence[str], registry: CollectorRegistry, *,
@@ -110,16 +111,12 @@ class LoopHistogram(_Family):
         self._les = [floatToGoString(b) for b in self.bounds] + ["+Inf"]
         super().__init__(name, doc, labelnames, registry)
 
-    def labels(self, *values: object) -> HistogramChild:
-        return self._child(values)  # type: ignore[return-value]
-
     def _new(self) -> HistogramChild:
         return HistogramChild(self.bounds)
 
     def collect(self) -> Iterable[Metric]:
         family = HistogramMetricFamily(self.name, self.doc, labels=self.labelnames)
         for key, child in list(self._children.items()):
-            assert isinstance(child, HistogramChild)
             running, buckets = 0, []
             for le, count in zip(self._les, list(child.counts), strict=True):
                 running += count

@@ -47,6 +47,7 @@ class GatewayApp:
 
     def __init__(self, app: FastAPI) -> None:
         self.app = app
+        self.fleet = app.state.fleet
         self._hot = {"/v1/chat/completions": openai.chat_completions, "/v1/completions": openai.completions}
         self._asgi = RequestIdMiddleware(app)
 
@@ -60,7 +61,7 @@ class GatewayApp:
             return
         rid = assign_request_id(scope)
         scope["app"] = self.app
-        scope[openai.FLEET] = self.app.state.fleet
+        scope[openai.FLEET] = self.fleet
         request = Request(scope, receive)
         try:
             response = await handler(request)

@@ -38,21 +38,20 @@ async def read_body(request: Request, limit: int, timeout_s: float | None = None
             raise BadRequest("invalid Content-Length header") from None
     ext = request.scope.get("extensions")
     if ext and ext.get(BODY_COMPLETE):  # the server holds the whole body: no wait, no deadline
-        message = await request.receive()
+        message = await request.receive()  # (one message: the request is complete)
         if message["type"] != "http.request":
             raise UploadAborted("the client closed the connection after sending the request body")
-        if not message.get("more_body", False):
-            body: bytes = message.get("body", b"")
-            if len(body) > limit:
-                raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
-            request.scope[BODY_READ] = True
-            return body
-        return await _read_rest(request, [message.get("body", b"")], limit, timeout_s)
-    return await _read_rest(request, [], limit, timeout_s)
+        body: bytes = message.get("body", b"")
+        if len(body) > limit:
+            raise BodyTooLarge(f"request body exceeds the limit of {limit} bytes")
+        request.scope[BODY_READ] = True
+        return body
+    return await _read_arriving(request, limit, timeout_s)
 
 
-async def _read_rest(request: Request, chunks: list[bytes], limit: int, timeout_s: float | None) -> bytes:
-    size = sum(len(c) for c in chunks)
+async def _read_arriving(request: Request, limit: int, timeout_s: float | None) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
     try:
         async with asyncio.timeout(timeout_s):
             async for chunk in request.stream():
